@@ -1,0 +1,64 @@
+/* module.c — the entry points: luaopen_nnlua_core (the C module "nnlua.core") and
+ * luaopen_nnlua (for hosts: preload the C module and require the Lua package). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+
+/* Files that land later register themselves only if linked in. */
+void nnlb_open_functional(lua_State *L, int methods, int module) __attribute__((weak));
+void nnlb_open_io(lua_State *L, int methods, int module) __attribute__((weak));
+
+static void apply_env_threads(void) {
+  /* OMP_NUM_THREADS already sets OpenMP; make OpenBLAS agree with it. */
+  const char *s = getenv("OMP_NUM_THREADS");
+  if (s && atoi(s) > 0) nnl_set_num_threads(atoi(s));
+}
+
+int luaopen_nnlua_core(lua_State *L) {
+  static int once;
+  if (!once) {
+    once = 1;
+    apply_env_threads();
+  }
+  lua_newtable(L); /* module */
+  int module = lua_gettop(L);
+  lua_newtable(L); /* tensor methods */
+  int methods = lua_gettop(L);
+  nnlb_open_tensor(L, methods, module);
+  nnlb_open_math(L, methods, module);
+  if (nnlb_open_functional) nnlb_open_functional(L, methods, module);
+  if (nnlb_open_io) nnlb_open_io(L, methods, module);
+  lua_pushvalue(L, methods);
+  lua_setfield(L, module, "Tensor");
+  lua_pushstring(L, NNL_VERSION);
+  lua_setfield(L, module, "version");
+  lua_pushstring(L, NNL_LUA_DIR_BUILD);
+  lua_setfield(L, module, "_lua_dir_build");
+  lua_pushstring(L, NNL_LUA_DIR_INSTALL);
+  lua_setfield(L, module, "_lua_dir_install");
+  lua_settop(L, module);
+  return 1;
+}
+
+/* For host programs: make "nnlua" requirable without LUA_PATH set, then require it. */
+int luaopen_nnlua(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_nnlua_core);
+  lua_setfield(L, -2, "nnlua.core");
+  lua_pop(L, 1);
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "path");
+    const char *p = lua_tostring(L, -1);
+    lua_pushfstring(L, "%s;%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua", p ? p : "",
+                    NNL_LUA_DIR_BUILD, NNL_LUA_DIR_BUILD, NNL_LUA_DIR_INSTALL, NNL_LUA_DIR_INSTALL);
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "nnlua");
+  lua_call(L, 1, 1);
+  return 1;
+}

@@ -1,0 +1,56 @@
+/* linear.c — the fully-connected layer, Y = X W^T + b, forward and backward.
+ * Both products go through nnl_sgemm with transpose flags: no copies, beta = 1 accumulates. */
+#include "dense.h"
+
+#include "blas.h"
+
+/* Bias columns are summed in blocks of this many outputs: a thread owns a block of db and
+ * walks dY row by row, so reads stay contiguous and no two threads write the same db[o]. */
+#define DB_BLOCK 64
+
+void nnl_linear_forward(float *Y,       /* (N, O) */
+                        const float *X, /* (N, I) */
+                        const float *W, /* (O, I) */
+                        const float *b, /* (O) or NULL */
+                        int N, int I, int O) {
+  if (N <= 0 || O <= 0) return;
+  if (b) {
+    /* Y starts as the broadcast bias, and sgemm adds X W^T onto it (beta = 1) */
+#pragma omp parallel for if ((int64_t)N * O > NNL_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+      float *y = Y + (int64_t)n * O;
+      for (int o = 0; o < O; o++) y[o] = b[o];
+    }
+  }
+  /* Y[N,O] = X[N,I] @ (W[O,I])^T */
+  nnl_sgemm(0, 1, N, O, I, 1.0f, X, I, W, I, b ? 1.0f : 0.0f, Y, O);
+}
+
+void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
+                         float *dW,       /* (O, I) or NULL */
+                         float *db,       /* (O) or NULL */
+                         const float *X,  /* (N, I) */
+                         const float *W,  /* (O, I) */
+                         const float *dY, /* (N, O) */
+                         int N, int I, int O) {
+  if (N <= 0 || O <= 0) return;
+  /* dX[N,I] += dY[N,O] @ W[O,I] */
+  if (dX && I > 0) nnl_sgemm(0, 0, N, I, O, 1.0f, dY, O, W, I, 1.0f, dX, I);
+  /* dW[O,I] += (dY[N,O])^T @ X[N,I] */
+  if (dW && I > 0) nnl_sgemm(1, 0, O, I, N, 1.0f, dY, O, X, I, 1.0f, dW, I);
+  if (db) {
+    int nblocks = (O + DB_BLOCK - 1) / DB_BLOCK;
+#pragma omp parallel for if ((int64_t)N * O > NNL_PAR_MIN)
+    for (int blk = 0; blk < nblocks; blk++) {
+      int o0 = blk * DB_BLOCK;
+      int len = O - o0 < DB_BLOCK ? O - o0 : DB_BLOCK;
+      float acc[DB_BLOCK];
+      for (int j = 0; j < len; j++) acc[j] = 0.0f;
+      for (int n = 0; n < N; n++) {
+        const float *dy = dY + (int64_t)n * O + o0;
+        for (int j = 0; j < len; j++) acc[j] += dy[j];
+      }
+      for (int j = 0; j < len; j++) db[o0 + j] += acc[j];
+    }
+  }
+}
