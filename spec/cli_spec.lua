@@ -215,8 +215,8 @@ describe("nnlua executable", function()
 
   describe("REPL on a terminal (tmux)", function()
     local has_tmux = os.execute("command -v tmux >/dev/null 2>&1")
-    local socket = "nnlua_spec_" .. tostring(os.time()) .. tostring(math.random(1e6))
-    local history
+    local socket_base = "nnlua_spec_" .. tostring(os.time()) .. "_" .. tostring(math.random(1e6))
+    local socket, nstarted, history = nil, 0, nil
 
     local function tmux(args)
       return run("tmux -L " .. socket .. " " .. args)
@@ -249,15 +249,18 @@ describe("nnlua executable", function()
       if not has_tmux then
         pending("tmux is not installed")
       end
+      nstarted = nstarted + 1 -- a fresh server each test: a dying one may still hold the socket
+      socket = socket_base .. "_" .. nstarted
       history = os.tmpname()
       os.remove(history)
       local cmd = ("env NNLUA_HISTORY=%s %s; echo EXIT=$?; sleep 60"):format(q(history), q(BIN))
       tmux("new-session -d -s t -x 120 -y 40 " .. q(cmd))
-      wait_for("> ")
+      wait_for("\n>") -- the screen capture drops trailing blanks
     end
 
     after_each(function()
-      if has_tmux then tmux("kill-server") end
+      if socket then tmux("kill-server") end
+      socket = nil
       if history then os.remove(history) end
     end)
 
@@ -266,7 +269,7 @@ describe("nnlua executable", function()
       type_text("1+1"); keys("Enter")
       wait_for("\n2\n")
       type_text("for i = 1, 2 do"); keys("Enter")
-      wait_for(">> ")
+      wait_for("\n>>")
       type_text("print(i * 100)"); keys("Enter")
       type_text("end"); keys("Enter")
       wait_for("100\n200\n")

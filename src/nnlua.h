@@ -55,6 +55,7 @@ typedef struct nnl_tensor {
 nnl_tensor *nnl_tensor_retain(nnl_tensor *t);
 void nnl_tensor_release(nnl_tensor *t); /* NULL-safe */
 size_t nnl_tensor_nbytes_total(void);   /* live storage bytes, for the GC */
+void nnl_storage_trim(void);            /* return cached free blocks to the system */
 
 /* ---- creation (all return a new reference or NULL) ---- */
 nnl_tensor *nnl_tensor_empty(nnl_dtype dt, int ndim, const int64_t *shape);

@@ -2,6 +2,7 @@
  * luaopen_nnlua (for hosts: preload the C module and require the Lua package). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bind.h"
 
@@ -13,6 +14,15 @@ static void apply_env_threads(void) {
   /* OMP_NUM_THREADS already sets OpenMP; make OpenBLAS agree with it. */
   const char *s = getenv("OMP_NUM_THREADS");
   if (s && atoi(s) > 0) nnl_set_num_threads(atoi(s));
+}
+
+/* nn.clock(): wall-clock seconds from a monotonic clock (os.clock counts CPU time of all
+ * threads, which misleads when kernels run in parallel). */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+  return 1;
 }
 
 int luaopen_nnlua_core(lua_State *L) {
@@ -31,6 +41,8 @@ int luaopen_nnlua_core(lua_State *L) {
   if (nnlb_open_io) nnlb_open_io(L, methods, module);
   lua_pushvalue(L, methods);
   lua_setfield(L, module, "Tensor");
+  lua_pushcfunction(L, l_clock);
+  lua_setfield(L, module, "clock");
   lua_pushstring(L, NNL_VERSION);
   lua_setfield(L, module, "version");
   lua_pushstring(L, NNL_LUA_DIR_BUILD);

@@ -3,6 +3,7 @@
 #include "tensor.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +17,84 @@ size_t nnl_tensor_nbytes_total(void) { return atomic_load(&live_bytes); }
 
 /* ---- storage ---- */
 
+/* Large blocks are kept for reuse: a fresh 40 MB buffer costs ~10k page faults, so an
+ * allocating a + b would otherwise run at a quarter of memory bandwidth. The cache is
+ * small and bounded; the sanitizer build skips it so use-after-free stays visible. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_SLOTS 0
+#else
+#define CACHE_SLOTS 16
+#endif
+#define CACHE_MIN (1u << 20)
+#define CACHE_MAX_BYTES ((size_t)1 << 30)
+
+static struct {
+  void *p;
+  size_t cap;
+} cache[CACHE_SLOTS + 1];
+static size_t cache_bytes;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *block_get(size_t cap) {
+  void *p = NULL;
+  if (cap >= CACHE_MIN) {
+    pthread_mutex_lock(&cache_lock);
+    int best = -1;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+      if (cache[i].p && cache[i].cap >= cap && cache[i].cap <= 2 * cap &&
+          (best < 0 || cache[i].cap < cache[best].cap))
+        best = i;
+    if (best >= 0) {
+      p = cache[best].p;
+      cache_bytes -= cache[best].cap;
+      cache[best].p = NULL;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (p) return p;
+  }
+  if (posix_memalign(&p, 64, cap) != 0) {
+    nnl_storage_trim();
+    if (posix_memalign(&p, 64, cap) != 0) return NULL;
+  }
+  return p;
+}
+
+static void block_put(void *p, size_t cap) {
+  if (cap >= CACHE_MIN && cap <= CACHE_MAX_BYTES / 4) {
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+      if (!cache[i].p && cache_bytes + cap <= CACHE_MAX_BYTES) {
+        cache[i].p = p, cache[i].cap = cap;
+        cache_bytes += cap;
+        p = NULL;
+        break;
+      }
+    pthread_mutex_unlock(&cache_lock);
+  }
+  free(p);
+}
+
+void nnl_storage_trim(void) {
+  pthread_mutex_lock(&cache_lock);
+  for (int i = 0; i < CACHE_SLOTS; i++) {
+    free(cache[i].p);
+    cache[i].p = NULL;
+  }
+  cache_bytes = 0;
+  pthread_mutex_unlock(&cache_lock);
+}
+
+static size_t capacity(size_t nbytes) {
+  size_t cap = (nbytes + 63) & ~(size_t)63;
+  return cap ? cap : 64;
+}
+
 static nnl_storage *storage_new(size_t nbytes) {
   nnl_storage *s = malloc(sizeof *s);
   if (!s) return NULL;
-  size_t cap = (nbytes + 63) & ~(size_t)63;
-  if (cap == 0) cap = 64;
-  void *p = NULL;
-  if (cap < nbytes || posix_memalign(&p, 64, cap) != 0) {
+  size_t cap = capacity(nbytes);
+  void *p = cap < nbytes ? NULL : block_get(cap);
+  if (!p) {
     free(s);
     return NULL;
   }
@@ -40,7 +112,7 @@ static void storage_release(nnl_storage *s) {
   if (s->release) {
     s->release(s->ctx, s->data);
   } else if (!s->ctx) { /* ours; a wrapped host buffer without release has ctx set */
-    free(s->data);
+    block_put(s->data, capacity(s->nbytes));
     atomic_fetch_sub(&live_bytes, s->nbytes);
   }
   free(s);

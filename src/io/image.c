@@ -65,6 +65,18 @@ static const char *reason(void) {
   return r;
 }
 
+/* The format by signature, then that decoder's header. (stbi_info_from_memory tries every decoder in
+ * turn, so its failure reason is always "unknown image type"; these static stb functions exist here
+ * because the implementation is compiled into this file.) */
+static int header_info(const uint8_t *buf, int len, int *w, int *h, int *c) {
+  stbi__context s;
+  stbi__start_mem(&s, buf, len);
+  if (stbi__png_test(&s)) return stbi__png_info(&s, w, h, c);
+  if (stbi__jpeg_test(&s)) return stbi__jpeg_info(&s, w, h, c);
+  if (stbi__bmp_test(&s)) return stbi__bmp_info(&s, w, h, c);
+  return stbi__err("unknown image type", "Image not of any known type, or corrupt");
+}
+
 uint8_t *nnl_image_decode(const void *buf, size_t len, const char *name, int channels, int *h, int *w, int *c) {
   const char *file = name ? name : "<memory>";
   if (!buf && len) { nnl_set_error("%s: NULL buffer", file); return NULL; }
@@ -74,12 +86,18 @@ uint8_t *nnl_image_decode(const void *buf, size_t len, const char *name, int cha
   if (len > INT_MAX) { nnl_set_error("%s: cannot decode image: file too large (%zu bytes)", file, len); return NULL; }
   int iw, ih, ic;
   /* read the header first so a crafted size cannot make the decoder allocate gigabytes */
-  if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &ic)) {
+  if (!header_info(buf, (int)len, &iw, &ih, &ic)) {
     nnl_set_error("%s: cannot decode image: %s", file, reason());
     return NULL;
   }
   if (iw <= 0 || ih <= 0 || (long long)iw * ih > NNL_IMAGE_MAX_PIXELS) {
     nnl_set_error("%s: image of %d x %d pixels is over the %lld-pixel limit", file, iw, ih, (long long)NNL_IMAGE_MAX_PIXELS);
+    return NULL;
+  }
+  /* stb reads missing BMP pixels as zeros; BMP is never compressed here, so a file too short for its
+   * size (at 1 bit per pixel) is corrupt and would only make us allocate for nothing */
+  if (((const uint8_t *)buf)[0] == 'B' && (uint64_t)iw * (uint64_t)ih > 8 * (uint64_t)len) {
+    nnl_set_error("%s: cannot decode image: file too short for a %d x %d BMP", file, iw, ih);
     return NULL;
   }
   int want = channels ? channels : ic <= 2 ? 1 : 3;

@@ -8,6 +8,12 @@
 
 #include "blas.h"
 
+/* Columns are built for a band of output rows at a time, sized so that the band's column
+ * matrix (Cg*KH*KW x rows*OW floats) stays in L2 between im2col and the gemm that reads it. */
+#ifndef NNL_CONV_TILE
+#define NNL_CONV_TILE (1L << 17)
+#endif
+
 int nnl_conv_out_size(int in, int k, int stride, int pad, int dil) {
   long span = (long)in + 2L * pad - (long)dil * (k - 1) - 1;
   if (span < 0 || stride <= 0) return 0;
@@ -19,6 +25,7 @@ typedef struct {
   int Cg, Fg, OH, OW;
   long HW, P; /* input plane, output plane (the gemm's column count) */
   long Kc;    /* Cg*KH*KW: rows of the column matrix, columns of a filter row */
+  int band;   /* output rows per column band */
   int direct; /* the input plane already is the column matrix */
 } geom;
 
@@ -32,6 +39,10 @@ static void set_geom(const nnl_conv2d_dims *d, geom *g) {
   g->Kc = (long)g->Cg * d->KH * d->KW;
   g->direct = d->KH == 1 && d->KW == 1 && d->stride_h == 1 && d->stride_w == 1 &&
               d->pad_h == 0 && d->pad_w == 0;
+  long row = g->Kc * g->OW;
+  g->band = row >= NNL_CONV_TILE ? 1 : (int)(NNL_CONV_TILE / row);
+  if (g->band > g->OH) g->band = g->OH;
+  if (g->band < 1) g->band = 1;
 }
 
 /* ---- im2col / col2im for one image and one group ---- */
@@ -46,79 +57,112 @@ static void valid_range(int OW, int W, int s, int off, int *lo, int *hi) {
   *hi = b < a ? a : b;
 }
 
-/* col: (Cg*KH*KW, OH*OW) <- x: (Cg, H, W). Fills the rows of kernel rows r0..r1-1, where
- * r = c*KH + ki, so callers can split the work by rows. */
-static void im2col(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g,
-                   long r0, long r1) {
+/* Output rows oh0..oh1-1 narrowed to those whose input row oh*stride_h - pad_h + ki*dil_h is
+ * inside the image: [*a, *b). */
+static void valid_rows(const nnl_conv2d_dims *d, const geom *g, int ki, int oh0, int oh1, int *a,
+                       int *b) {
+  valid_range(g->OH, d->H, d->stride_h, ki * d->dil_h - d->pad_h, a, b);
+  if (*a < oh0) *a = oh0;
+  if (*b > oh1) *b = oh1;
+  if (*b < *a) *b = *a;
+}
+
+/* col: (Cg*KH*KW, (oh1-oh0)*OW) <- x: (Cg, H, W), the columns of output rows oh0..oh1-1.
+ * Fills the rows of kernel rows r0..r1-1, where r = c*KH + ki, so callers can split by rows. */
+static void im2col(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g, int oh0,
+                   int oh1, long r0, long r1) {
+  long bp = (long)(oh1 - oh0) * g->OW;
+  int OW = g->OW, sw = d->stride_w;
+  /* stride 1 and OW == W: consecutive output rows read consecutive input rows, so a kernel
+   * tap's whole column row is one shifted copy of the plane (then the wrapped edges are zeroed) */
+  int flat = d->stride_h == 1 && sw == 1 && OW == d->W;
   for (long r = r0; r < r1; r++) {
-    int c = (int)(r / d->KH), ki = (int)(r % d->KH);
+    int c = (int)(r / d->KH), ki = (int)(r % d->KH), ra, rb;
     const float *xc = x + c * g->HW;
+    valid_rows(d, g, ki, oh0, oh1, &ra, &rb);
     for (int kj = 0; kj < d->KW; kj++) {
-      float *row = col + (r * d->KW + kj) * g->P;
+      float *row = col + (r * d->KW + kj) * bp;
       int off = kj * d->dil_w - d->pad_w, lo, hi;
-      valid_range(g->OW, d->W, d->stride_w, off, &lo, &hi);
-      for (int oh = 0; oh < g->OH; oh++) {
-        float *o = row + (long)oh * g->OW;
-        int ih = oh * d->stride_h - d->pad_h + ki * d->dil_h;
-        if (ih < 0 || ih >= d->H) {
-          memset(o, 0, sizeof(float) * g->OW);
-          continue;
+      valid_range(OW, d->W, sw, off, &lo, &hi);
+      memset(row, 0, sizeof(float) * (ra - oh0) * OW);
+      memset(row + (long)(rb - oh0) * OW, 0, sizeof(float) * (oh1 - rb) * OW);
+      if (flat && rb > ra) {
+        long q0 = (long)(ra - oh0) * OW + lo, q1 = (long)(rb - 1 - oh0) * OW + hi;
+        long ih = (long)ra * d->stride_h - d->pad_h + ki * d->dil_h;
+        if (q1 > q0) memcpy(row + q0, xc + ih * d->W + lo + off, sizeof(float) * (q1 - q0));
+        for (int oh = ra; oh < rb; oh++) {
+          float *o = row + (long)(oh - oh0) * OW;
+          for (int ow = 0; ow < lo; ow++) o[ow] = 0.0f;
+          for (int ow = hi; ow < OW; ow++) o[ow] = 0.0f;
         }
-        const float *xr = xc + (long)ih * d->W;
+        continue;
+      }
+      for (int oh = ra; oh < rb; oh++) {
+        float *o = row + (long)(oh - oh0) * OW;
+        const float *xr = xc + (long)(oh * d->stride_h - d->pad_h + ki * d->dil_h) * d->W;
         for (int ow = 0; ow < lo; ow++) o[ow] = 0.0f;
-        if (d->stride_w == 1)
-          memcpy(o + lo, xr + lo + off, sizeof(float) * (hi - lo));
-        else
-          for (int ow = lo; ow < hi; ow++) o[ow] = xr[ow * d->stride_w + off];
-        for (int ow = hi; ow < g->OW; ow++) o[ow] = 0.0f;
+        if (sw == 1) {
+#pragma omp simd
+          for (int ow = lo; ow < hi; ow++) o[ow] = xr[ow + off];
+        } else {
+          for (int ow = lo; ow < hi; ow++) o[ow] = xr[ow * sw + off];
+        }
+        for (int ow = hi; ow < OW; ow++) o[ow] = 0.0f;
       }
     }
   }
 }
 
-/* dx: (Cg, H, W) += col: (Cg*KH*KW, OH*OW) for channels c0..c1-1 (a channel's rows all land in
- * its own plane, so splitting by channel is race-free). */
-static void col2im(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g, int c0,
-                   int c1) {
+/* dx: (Cg, H, W) += col: (Cg*KH*KW, (oh1-oh0)*OW) for channels c0..c1-1 (a channel's rows
+ * all land in its own plane, so splitting by channel is race-free). */
+static void col2im(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g, int oh0,
+                   int oh1, int c0, int c1) {
+  long bp = (long)(oh1 - oh0) * g->OW;
+  int OW = g->OW, sw = d->stride_w;
   for (int c = c0; c < c1; c++) {
     float *dxc = dx + c * g->HW;
-    for (int ki = 0; ki < d->KH; ki++)
+    for (int ki = 0; ki < d->KH; ki++) {
+      int ra, rb;
+      valid_rows(d, g, ki, oh0, oh1, &ra, &rb);
       for (int kj = 0; kj < d->KW; kj++) {
-        const float *row = col + (((long)c * d->KH + ki) * d->KW + kj) * g->P;
+        const float *row = col + (((long)c * d->KH + ki) * d->KW + kj) * bp;
         int off = kj * d->dil_w - d->pad_w, lo, hi;
-        valid_range(g->OW, d->W, d->stride_w, off, &lo, &hi);
-        for (int oh = 0; oh < g->OH; oh++) {
-          int ih = oh * d->stride_h - d->pad_h + ki * d->dil_h;
-          if (ih < 0 || ih >= d->H) continue;
-          const float *o = row + (long)oh * g->OW;
-          float *dr = dxc + (long)ih * d->W;
-          if (d->stride_w == 1)
+        valid_range(OW, d->W, sw, off, &lo, &hi);
+        for (int oh = ra; oh < rb; oh++) {
+          const float *o = row + (long)(oh - oh0) * OW;
+          float *dr = dxc + (long)(oh * d->stride_h - d->pad_h + ki * d->dil_h) * d->W;
+          if (sw == 1) {
+#pragma omp simd
             for (int ow = lo; ow < hi; ow++) dr[ow + off] += o[ow];
-          else
-            for (int ow = lo; ow < hi; ow++) dr[ow * d->stride_w + off] += o[ow];
+          } else {
+            for (int ow = lo; ow < hi; ow++) dr[ow * sw + off] += o[ow];
+          }
         }
       }
+    }
   }
 }
 
 /* With par set (one image at a time, sgemm threading inside), the copies are split across
  * threads too; inside the per-image parallel loop they run on the calling thread. */
-static void im2col_image(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g,
-                         int par) {
+static void im2col_band(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g,
+                        int oh0, int oh1, int par) {
   long rows = (long)g->Cg * d->KH;
-#pragma omp parallel for schedule(static) if (par && g->Kc * g->P > NNL_PAR_MIN)
-  for (long r = 0; r < rows; r++) im2col(col, x, d, g, r, r + 1);
+#pragma omp parallel for schedule(static) if (par && g->Kc * (oh1 - oh0) * g->OW > NNL_PAR_MIN)
+  for (long r = 0; r < rows; r++) im2col(col, x, d, g, oh0, oh1, r, r + 1);
 }
 
-static void col2im_image(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g,
-                         int par) {
-#pragma omp parallel for schedule(static) if (par && g->Kc * g->P > NNL_PAR_MIN)
-  for (int c = 0; c < g->Cg; c++) col2im(dx, col, d, g, c, c + 1);
+static void col2im_band(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g,
+                        int oh0, int oh1, int par) {
+#pragma omp parallel for schedule(static) if (par && g->Kc * (oh1 - oh0) * g->OW > NNL_PAR_MIN)
+  for (int c = 0; c < g->Cg; c++) col2im(dx, col, d, g, oh0, oh1, c, c + 1);
 }
 
 /* ---- threads and workspace ---- */
 
-static size_t col_floats(const geom *g) { return g->direct ? 0 : (size_t)g->Kc * g->P; }
+static size_t col_floats(const geom *g) {
+  return g->direct ? 0 : (size_t)g->Kc * g->band * g->OW;
+}
 
 /* T column buffers, and for a backward with dweight, T-1 private dweight sums (thread 0
  * accumulates straight into dweight). */
@@ -169,13 +213,15 @@ static void forward_image(float *y, const float *x, const float *weight, const f
     const float *xg = x + ((long)n * d->C + (long)grp * g->Cg) * g->HW; /* (Cg, H, W) */
     float *yg = y + ((long)n * d->F + (long)grp * g->Fg) * g->P;       /* (Fg, OH*OW) */
     const float *wg = weight + (long)grp * g->Fg * g->Kc;              /* (Fg, Kc) */
-    const float *cols = xg;
-    if (!g->direct) {
-      im2col_image(col, xg, d, g, par);
-      cols = col;
-    }
-    nnl_sgemm(0, 0, g->Fg, (int)g->P, (int)g->Kc, 1.0f, wg, (int)g->Kc, cols, (int)g->P, 0.0f,
-              yg, (int)g->P);
+    int P = (int)g->P, Kc = (int)g->Kc;
+    if (g->direct)
+      nnl_sgemm(0, 0, g->Fg, P, Kc, 1.0f, wg, Kc, xg, P, 0.0f, yg, P);
+    else
+      for (int oh0 = 0; oh0 < g->OH; oh0 += g->band) {
+        int oh1 = oh0 + g->band < g->OH ? oh0 + g->band : g->OH, bp = (oh1 - oh0) * g->OW;
+        im2col_band(col, xg, d, g, oh0, oh1, par);
+        nnl_sgemm(0, 0, g->Fg, bp, Kc, 1.0f, wg, Kc, col, bp, 0.0f, yg + (long)oh0 * g->OW, P);
+      }
     if (bias)
       for (int f = 0; f < g->Fg; f++) {
         float b = bias[grp * g->Fg + f], *yr = yg + f * g->P;
@@ -232,21 +278,23 @@ static void backward_image(float *dx, float *dw, const float *dy, const float *x
     long xoff = ((long)n * d->C + (long)grp * g->Cg) * g->HW;     /* (Cg, H, W) */
     const float *dyg = dy + ((long)n * d->F + (long)grp * g->Fg) * g->P; /* (Fg, OH*OW) */
     const float *wg = weight + (long)grp * g->Fg * g->Kc;                /* (Fg, Kc) */
+    float *dwg = dw ? dw + (long)grp * g->Fg * g->Kc : NULL;           /* (Fg, Kc) */
     int P = (int)g->P, Kc = (int)g->Kc;
-    if (dw) { /* dW_g += dY_g · cols^T */
-      const float *cols = x + xoff;
-      if (!g->direct) {
-        im2col_image(col, x + xoff, d, g, par);
-        cols = col;
-      }
-      nnl_sgemm(0, 1, g->Fg, Kc, P, 1.0f, dyg, P, cols, P, 1.0f, dw + (long)grp * g->Fg * Kc, Kc);
+    if (g->direct) { /* dW_g += dY_g · X_g^T, dX_g += W_g^T · dY_g */
+      if (dw) nnl_sgemm(0, 1, g->Fg, Kc, P, 1.0f, dyg, P, x + xoff, P, 1.0f, dwg, Kc);
+      if (dx) nnl_sgemm(1, 0, g->Cg, P, g->Fg, 1.0f, wg, Kc, dyg, P, 1.0f, dx + xoff, P);
+      continue;
     }
-    if (dx) { /* cols = W_g^T · dY_g, scattered back onto the input planes */
-      if (g->direct) {
-        nnl_sgemm(1, 0, g->Cg, P, g->Fg, 1.0f, wg, Kc, dyg, P, 1.0f, dx + xoff, P);
-      } else {
-        nnl_sgemm(1, 0, Kc, P, g->Fg, 1.0f, wg, Kc, dyg, P, 0.0f, col, P);
-        col2im_image(dx + xoff, col, d, g, par);
+    for (int oh0 = 0; oh0 < g->OH; oh0 += g->band) {
+      int oh1 = oh0 + g->band < g->OH ? oh0 + g->band : g->OH, bp = (oh1 - oh0) * g->OW;
+      const float *dyb = dyg + (long)oh0 * g->OW; /* (Fg, bp) inside rows of P */
+      if (dw) { /* dW_g += dY_band · cols_band^T */
+        im2col_band(col, x + xoff, d, g, oh0, oh1, par);
+        nnl_sgemm(0, 1, g->Fg, Kc, bp, 1.0f, dyb, P, col, bp, 1.0f, dwg, Kc);
+      }
+      if (dx) { /* cols_band = W_g^T · dY_band, scattered back onto the input planes */
+        nnl_sgemm(1, 0, Kc, bp, g->Fg, 1.0f, wg, Kc, dyb, P, 0.0f, col, bp);
+        col2im_band(dx + xoff, col, d, g, oh0, oh1, par);
       }
     }
   }

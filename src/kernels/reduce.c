@@ -7,7 +7,10 @@
 #include <string.h>
 
 #define MAXT 256 /* per-thread partials live on the stack: no allocation */
-#define TILE 64  /* columns reduced together when the reduced dim is not innermost */
+#ifndef TILE
+#define TILE 256
+#endif /* columns reduced together when the reduced dim is not innermost */
+#define MAXSPLIT 16 /* column sums split down the rows into at most this many partials */
 
 static const char *redname[] = {"sum", "mean", "max", "min", "prod", "argmax", "argmin", "std", "var"};
 
@@ -185,6 +188,35 @@ int nnl_k_reduce_all(nnl_redop op, const nnl_tensor *a, double *result, int64_t 
 
 /* ---- along one dim ---- */
 
+/* Sum (or squared deviations from mean) in double; omp simd gives independent lanes. */
+static double sum_f32(const float *p, int64_t n, int64_t stride, double mean, int squares) {
+  /* p: (n,) with stride */
+  double s = 0;
+  if (squares) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) s += (p[i * stride] - mean) * (p[i * stride] - mean);
+  } else if (stride == 1) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) s += p[i];
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) s += p[i * stride];
+  }
+  return s;
+}
+
+/* acc[j] = sum of base[r * sr + j] over rows [r0, r1). */
+static void colsum_f32(double *acc, const float *base, int64_t r0, int64_t r1, int64_t sr,
+                       int64_t len) {
+  /* acc: (len,); base: (R, len) with row stride sr */
+  for (int64_t j = 0; j < len; j++) acc[j] = 0;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *row = base + r * sr;
+#pragma omp simd
+    for (int64_t j = 0; j < len; j++) acc[j] += row[j];
+  }
+}
+
 /* Reduce R elements base[0], base[sr], ... into *o (float) or *oi (int64 for ARG*). */
 static void row_f32(nnl_redop op, void *out, int64_t *ind, const float *base, int64_t R,
                     int64_t sr, int correction) {
@@ -206,9 +238,7 @@ static void row_f32(nnl_redop op, void *out, int64_t *ind, const float *base, in
     *(float *)out = (float)p;
     return;
   }
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t r = 0; r < R; r++) s += base[r * sr];
+  const double s = sum_f32(base, R, sr, 0.0, 0);
   if (op == NNL_RED_SUM) {
     *(float *)out = (float)s;
     return;
@@ -218,10 +248,7 @@ static void row_f32(nnl_redop op, void *out, int64_t *ind, const float *base, in
     *(float *)out = (float)m;
     return;
   }
-  double ss = 0;
-#pragma omp simd reduction(+ : ss)
-  for (int64_t r = 0; r < R; r++) ss += (base[r * sr] - m) * (base[r * sr] - m);
-  double v = ss / var_div(R, correction);
+  double v = sum_f32(base, R, sr, m, 1) / var_div(R, correction);
   *(float *)out = (float)(op == NNL_RED_STD ? sqrt(v) : v);
 }
 
@@ -272,16 +299,12 @@ static void tile_f32(nnl_redop op, void *out, int64_t *ind, const float *base, i
     return;
   }
   double acc[TILE];
-  const double init = op == NNL_RED_PROD ? 1.0 : 0.0;
-  for (int64_t j = 0; j < len; j++) acc[j] = init;
-  for (int64_t r = 0; r < R; r++) {
-    const float *row = base + r * sr;
-    if (op == NNL_RED_PROD) {
-      for (int64_t j = 0; j < len; j++) acc[j] *= row[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < len; j++) acc[j] += row[j];
-    }
+  if (op == NNL_RED_PROD) {
+    for (int64_t j = 0; j < len; j++) acc[j] = 1.0;
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t j = 0; j < len; j++) acc[j] *= base[r * sr + j];
+  } else {
+    colsum_f32(acc, base, 0, R, sr, len);
   }
   float *o = out;
   if (op == NNL_RED_SUM || op == NNL_RED_PROD) {
@@ -395,10 +418,34 @@ int nnl_k_reduce_dim(nnl_redop op, nnl_tensor *out, nnl_tensor *indices, const n
   }
 
   if (a->dtype == NNL_F32 && I > 1 && inner_contig) {
-    /* columns: each task sums TILE neighbouring columns down all R rows */
+    /* columns: each task reduces TILE neighbouring columns down the rows */
     dims g = {0};
     for (int d = 0; d < dim; d++) dims_add(&g, a->shape[d], a->stride[d]);
     const int64_t ntile = (I + TILE - 1) / TILE, W = O * ntile;
+    const int nt = work > NNL_PAR_MIN ? omp_get_max_threads() : 1;
+    if ((op == NNL_RED_SUM || op == NNL_RED_MEAN) && W < nt && W * 2 <= MAXSPLIT && R >= 64) {
+      /* too few tiles to keep the threads busy (bias gradients): split the rows too,
+       * then add the partials in a fixed order */
+      int64_t P = nt / W < MAXSPLIT / W ? nt / W : MAXSPLIT / W;
+      double part[MAXSPLIT][TILE];
+#pragma omp parallel for schedule(static)
+      for (int64_t task = 0; task < W * P; task++) {
+        int64_t w = task / P, p = task % P, o = w / ntile, i0 = (w % ntile) * TILE;
+        int64_t len = I - i0 < TILE ? I - i0 : TILE;
+        colsum_f32(part[task], (const float *)A + dims_offset(&g, o) + i0, R * p / P,
+                   R * (p + 1) / P, sr, len);
+      }
+      for (int64_t w = 0; w < W; w++) {
+        int64_t o = w / ntile, i0 = (w % ntile) * TILE, len = I - i0 < TILE ? I - i0 : TILE;
+        float *dst = (float *)OUT + o * I + i0;
+        for (int64_t j = 0; j < len; j++) {
+          double t = 0;
+          for (int64_t p = 0; p < P; p++) t += part[w * P + p][j];
+          dst[j] = (float)(op == NNL_RED_MEAN ? t / (double)R : t);
+        }
+      }
+      return 0;
+    }
 #pragma omp parallel for schedule(static) if(work > NNL_PAR_MIN)
     for (int64_t w = 0; w < W; w++) {
       int64_t o = w / ntile, i0 = (w % ntile) * TILE, len = I - i0 < TILE ? I - i0 : TILE;
