@@ -8,7 +8,15 @@ for k, v in pairs(core) do nn[k] = v end
 -- Submodules load on first use, so `require "nnlua"` stays fast.
 local lazy = {
   gradcheck = "nnlua.utils.gradcheck",
+  data = "nnlua.data",
+  metrics = "nnlua.metrics",
+  plot = "nnlua.plot",
+  progress = "nnlua.utils.progress",
 }
+-- nn.Linear, nn.Sequential, ... (one class per file in nnlua/nn/), nn.init and nn.optim.
+for _, name in ipairs(require("nnlua.nn").names) do lazy[name] = "nnlua.nn." .. name end
+lazy.init = "nnlua.nn_init"
+lazy.optim = "nnlua.optim"
 setmetatable(nn, {
   __index = function(t, k)
     local path = lazy[k]

@@ -88,7 +88,8 @@ static void test_json(void) {
       CHECK(!a->items[2].is_int && a->items[2].num == 3.5, "3.5");
       CHECK(!a->items[3].is_int && a->items[3].num == 1000, "1e3 is a number but not written as an integer");
       CHECK(a->items[4].num == -0.0025, "%g", a->items[4].num);
-      CHECK(a->items[5].type == NNL_JSON_TRUE && a->items[6].type == NNL_JSON_FALSE && a->items[7].type == NNL_JSON_NULL, "literals");
+      CHECK(a->items[5].type == NNL_JSON_TRUE && a->items[6].type == NNL_JSON_FALSE && a->items[7].type == NNL_JSON_NULL,
+            "literals");
     }
     const char *want = "q\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80\xc3\xa9";
     CHECK(s && s->len == strlen(want) && !memcmp(s->str, want, s->len), "escapes: %s", s ? s->str : "");
@@ -103,7 +104,8 @@ static void test_json(void) {
 
   /* a slice of a longer buffer; \u0000 inside a string value */
   doc = nnl_json_parse("[\"a\\u0000b\"]garbage", 12, 0);
-  CHECK(doc && nnl_json_root(doc)->items[0].len == 3 && nnl_json_root(doc)->items[0].str[1] == 0, "%s", nnl_last_error());
+  CHECK(doc && nnl_json_root(doc)->items[0].len == 3 && nnl_json_root(doc)->items[0].str[1] == 0, "%s",
+        nnl_last_error());
   nnl_json_free(doc);
 
   static const struct { const char *text, *frag; } bad[] = {
@@ -150,9 +152,11 @@ static void test_json(void) {
 
   size_t ql;
   char *q = nnl_json_quote("a\"b\\c\n\x01\xc3\xa9", 9, &ql);
-  CHECK(q && !strcmp(q, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"") && ql == strlen(q), "quote: %s", q ? q : "(null)");
+  CHECK(q && !strcmp(q, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"") && ql == strlen(q), "quote: %s",
+        q ? q : "(null)");
   doc = q ? nnl_json_parse(q, ql, 0) : NULL;
-  CHECK(doc && nnl_json_root(doc)->len == 9 && !memcmp(nnl_json_root(doc)->str, "a\"b\\c\n\x01\xc3\xa9", 9), "quote round trip");
+  CHECK(doc && nnl_json_root(doc)->len == 9 && !memcmp(nnl_json_root(doc)->str, "a\"b\\c\n\x01\xc3\xa9", 9),
+        "quote round trip");
   nnl_json_free(doc);
   free(q);
   EXPECT_ERR(nnl_json_quote("a\xff", 2, NULL) != NULL, "not valid UTF-8");
@@ -179,7 +183,8 @@ static void test_st_reference_bytes(void) {
   size_t len;
   uint8_t *out = nnl_st_serialize(&e, 1, NULL, 0, &len);
   const char *hdr = "{\"attn.0\":{\"dtype\":\"F32\",\"shape\":[1,2,3],\"data_offsets\":[0,24]}}";
-  CHECK(out && len == 8 + 64 + 24 && out[0] == 64 && !memcmp(out + 8, hdr, 64) && !memcmp(out + 72, v, 24), "serialize attn.0");
+  CHECK(out && len == 8 + 64 + 24 && out[0] == 64 && !memcmp(out + 8, hdr, 64) && !memcmp(out + 72, v, 24),
+        "serialize attn.0");
   free(out);
   e.name = "attn0";
   e.ndim = 4;
@@ -192,7 +197,8 @@ static void test_st_reference_bytes(void) {
   free(out);
   nnl_st_kv kv = {"framework", "pt"};
   out = nnl_st_serialize(NULL, 0, &kv, 1, &len);
-  CHECK(out && len == 48 && out[0] == 40 && !memcmp(out + 8, "{\"__metadata__\":{\"framework\":\"pt\"}}     ", 40), "metadata only");
+  CHECK(out && len == 48 && out[0] == 40 && !memcmp(out + 8, "{\"__metadata__\":{\"framework\":\"pt\"}}     ", 40),
+        "metadata only");
   free(out);
 }
 
@@ -216,7 +222,7 @@ static void test_st_roundtrip(void) {
   CHECK(nnl_st_save(path, in, 5, meta, 2) == 0, "%s", nnl_last_error());
   CHECK(!tmp_leftover(path), "temp file left behind");
   for (int pass = 0; pass < 3 && bytes; pass++) {
-    nnl_safetensors *st = pass == 0 ? nnl_st_parse(bytes, len, "rt", 0) : pass == 1 ? nnl_st_parse(bytes, len, "rt", 1) : nnl_st_load(path);
+    nnl_safetensors *st = pass < 2 ? nnl_st_parse(bytes, len, "rt", pass) : nnl_st_load(path);
     CHECK(st, "pass %d: %s", pass, nnl_last_error());
     if (!st) continue;
     CHECK(st->n == 5 && st->nmeta == 2, "counts %zu %zu", st->n, st->nmeta);
@@ -225,16 +231,19 @@ static void test_st_roundtrip(void) {
     const uint8_t *base = (const uint8_t *)st->entries[0].data;
     for (size_t i = 0; i < st->n && i < 5; i++) {
       CHECK(!strcmp(st->entries[i].name, order[i]), "order %zu: %s", i, st->entries[i].name);
-      CHECK((size_t)((const uint8_t *)st->entries[i].data - base) % nnl_st_dtype_size(st->entries[i].dtype) == 0, "aligned");
+      CHECK((size_t)((const uint8_t *)st->entries[i].data - base) % nnl_st_dtype_size(st->entries[i].dtype) == 0,
+            "aligned");
     }
     for (int k = 0; k < 5; k++) {
       const nnl_st_entry *e = nnl_st_find(st, in[k].name);
-      CHECK(e && e->dtype == in[k].dtype && e->ndim == in[k].ndim && e->nbytes == in[k].nbytes, "entry %s", in[k].name);
+      CHECK(e && e->dtype == in[k].dtype && e->ndim == in[k].ndim && e->nbytes == in[k].nbytes, "entry %s",
+            in[k].name);
       if (!e) continue;
       CHECK(!memcmp(e->shape, in[k].shape, sizeof(int64_t) * (size_t)in[k].ndim), "shape of %s", in[k].name);
       CHECK(!e->nbytes || !memcmp(e->data, in[k].data, e->nbytes), "data of %s", in[k].name);
     }
-    CHECK(!strcmp(nnl_st_meta_get(st, "note"), meta[0].value) && !strcmp(nnl_st_meta_get(st, "format"), "pt"), "metadata");
+    CHECK(!strcmp(nnl_st_meta_get(st, "note"), meta[0].value) && !strcmp(nnl_st_meta_get(st, "format"), "pt"),
+          "metadata");
     CHECK(!nnl_st_find(st, "nope") && !nnl_st_meta_get(st, "nope"), "missing lookups");
     nnl_st_free(st);
   }
@@ -245,7 +254,8 @@ static void test_st_roundtrip(void) {
   EXPECT_ERR(nnl_st_save(path, dup, 2, NULL, 0) == 0, "tensor name 'fc.weight' appears twice");
   nnl_st_entry e = in[0];
   e.nbytes = 20;
-  EXPECT_ERR(nnl_st_save(path, &e, 1, NULL, 0) == 0, "tensor 'fc.weight': 20 bytes of data do not match shape [2,3] of F32 (24 bytes)");
+  EXPECT_ERR(nnl_st_save(path, &e, 1, NULL, 0) == 0,
+             "tensor 'fc.weight': 20 bytes of data do not match shape [2,3] of F32 (24 bytes)");
   e = in[0];
   e.name = "__metadata__";
   EXPECT_ERR(nnl_st_save(path, &e, 1, NULL, 0) == 0, "reserved");
@@ -261,7 +271,8 @@ static void test_st_roundtrip(void) {
   nnl_safetensors *st = nnl_st_load(path);
   CHECK(st && st->n == 5 && !tmp_leftover(path), "old file intact after failed saves");
   nnl_st_free(st);
-  EXPECT_ERR(nnl_st_load(tmp("missing.safetensors")) != NULL, "missing.safetensors: cannot open: No such file");
+  EXPECT_ERR(nnl_st_load(tmp("missing.safetensors")) != NULL,
+             "missing.safetensors: cannot open: No such file");
   EXPECT_ERR(nnl_st_load(tmpdir) != NULL, "is a directory");
 }
 
@@ -333,9 +344,11 @@ static void test_st_corrupt(void) {
   CHECK(st && st->n == 0 && st->nmeta == 0, "minimal file: %s", nnl_last_error());
   nnl_st_free(st);
   EXPECT_ERR(nnl_st_parse(b, 5, "bad.safetensors", 0) != NULL, "bad.safetensors: file too short (5 bytes)");
-  EXPECT_ERR(nnl_st_parse(b, 12, "bad.safetensors", 0) != NULL, "header length 8 is larger than the 4 bytes that follow it");
+  EXPECT_ERR(nnl_st_parse(b, 12, "bad.safetensors", 0) != NULL,
+             "header length 8 is larger than the 4 bytes that follow it");
   b[3] = 0x10; /* 256 MiB */
-  EXPECT_ERR(nnl_st_parse(b, 16, "bad.safetensors", 0) != NULL, "header length 268435464 is over the 100000000-byte limit");
+  EXPECT_ERR(nnl_st_parse(b, 16, "bad.safetensors", 0) != NULL,
+             "header length 268435464 is over the 100000000-byte limit");
   b[3] = 0;
   b[7] = 0xff;
   EXPECT_ERR(nnl_st_parse(b, 16, "bad.safetensors", 0) != NULL, "over the 100000000-byte limit");
@@ -381,7 +394,8 @@ static void test_st_torch_fixture(void) {
   CHECK(st->n == 17 && !strcmp(nnl_st_meta_get(st, "format"), "pt"), "n %zu", st->n);
   float f[32], g[32];
   const nnl_st_entry *e = nnl_st_find(st, "fc.weight");
-  CHECK(e && e->ndim == 2 && e->shape[0] == 2 && e->shape[1] == 3 && !nnl_st_to_f32(f, e->data, e->dtype, 6), "fc.weight");
+  CHECK(e && e->ndim == 2 && e->shape[0] == 2 && e->shape[1] == 3 && !nnl_st_to_f32(f, e->data, e->dtype, 6),
+        "fc.weight");
   for (int i = 0; e && i < 6; i++) CHECK(f[i] == i / 4.0f - 0.5f, "fc.weight[%d] = %g", i, f[i]);
   /* PyTorch's own widening of F16, BF16 and F64 against ours, bit for bit */
   const char *pairs[3][2] = {{"half", "half_as_f32"}, {"bf", "bf_as_f32"}, {"d", "d_as_f32"}};
@@ -392,10 +406,12 @@ static void test_st_torch_fixture(void) {
     if (!a || !b) continue;
     CHECK(!nnl_st_to_f32(f, a->data, a->dtype, n), "convert %s", pairs[p][0]);
     memcpy(g, b->data, n * 4);
-    for (size_t i = 0; i < n; i++) CHECK(!memcmp(&f[i], &g[i], 4), "%s[%zu]: %g vs torch %g", pairs[p][0], i, f[i], g[i]);
+    for (size_t i = 0; i < n; i++)
+      CHECK(!memcmp(&f[i], &g[i], 4), "%s[%zu]: %g vs torch %g", pairs[p][0], i, f[i], g[i]);
   }
   /* and narrowing F32 -> F16 / BF16 (round to nearest even) */
-  const nnl_st_entry *src = nnl_st_find(st, "f32src"), *h = nnl_st_find(st, "f32src_as_f16"), *bf = nnl_st_find(st, "f32src_as_bf16");
+  const nnl_st_entry *src = nnl_st_find(st, "f32src"), *h = nnl_st_find(st, "f32src_as_f16"),
+                     *bf = nnl_st_find(st, "f32src_as_bf16");
   CHECK(src && h && bf, "f32src");
   for (int64_t i = 0; src && h && bf && i < src->shape[0]; i++) {
     float x;
@@ -408,15 +424,19 @@ static void test_st_torch_fixture(void) {
   }
   int64_t q[4];
   e = nnl_st_find(st, "labels");
-  CHECK(e && e->dtype == NNL_ST_I64 && !nnl_st_to_i64(q, e->data, e->dtype, 4) && q[0] == 1 && q[1] == -2 && q[3] == (int64_t)1 << 40, "labels");
+  CHECK(e && e->dtype == NNL_ST_I64 && !nnl_st_to_i64(q, e->data, e->dtype, 4) && q[0] == 1 && q[1] == -2 && q[3] == (int64_t)1 << 40,
+        "labels");
   e = nnl_st_find(st, "i32");
-  CHECK(e && e->dtype == NNL_ST_I32 && !nnl_st_to_i64(q, e->data, e->dtype, 3) && q[0] == -5 && q[1] == 0 && q[2] == 7, "I32 -> int64");
+  CHECK(e && e->dtype == NNL_ST_I32 && !nnl_st_to_i64(q, e->data, e->dtype, 3) && q[0] == -5 && q[1] == 0 && q[2] == 7,
+        "I32 -> int64");
   e = nnl_st_find(st, "mask");
-  CHECK(e && e->dtype == NNL_ST_BOOL && !nnl_st_to_i64(q, e->data, e->dtype, 3) && q[0] == 1 && q[1] == 0 && q[2] == 1, "BOOL");
+  CHECK(e && e->dtype == NNL_ST_BOOL && !nnl_st_to_i64(q, e->data, e->dtype, 3) && q[0] == 1 && q[1] == 0 && q[2] == 1,
+        "BOOL");
   e = nnl_st_find(st, "u8");
   CHECK(e && e->dtype == NNL_ST_U8 && !memcmp(e->data, "\x00\x01\xfe\xff", 4), "U8");
   e = nnl_st_find(st, "scalar");
-  CHECK(e && e->ndim == 0 && e->nbytes == 4 && !nnl_st_to_f32(f, e->data, e->dtype, 1) && f[0] == 2.5f, "0-d");
+  CHECK(e && e->ndim == 0 && e->nbytes == 4 && !nnl_st_to_f32(f, e->data, e->dtype, 1) && f[0] == 2.5f,
+        "0-d");
   e = nnl_st_find(st, "empty");
   CHECK(e && e->ndim == 2 && e->shape[0] == 0 && e->shape[1] == 3 && e->nbytes == 0, "empty");
   e = nnl_st_find(st, "fc.bias");
@@ -437,23 +457,28 @@ static void test_half_values(void) {
   CHECK(isnan(nnl_f16_to_f32(0x7E00)) && isnan(nnl_bf16_to_f32(0x7FC0)), "NaN");
   CHECK((nnl_f32_to_f16(NAN) & 0x7C00) == 0x7C00 && (nnl_f32_to_f16(NAN) & 0x3FF), "NaN -> f16 NaN");
   CHECK(nnl_f32_to_f16(65520.0f) == 0x7C00 && nnl_f32_to_f16(65519.0f) == 0x7BFF, "overflow boundary");
-  CHECK(nnl_f32_to_f16(0x1p-25f) == 0 && nnl_f32_to_f16(0x3p-26f) == 1 && nnl_f32_to_f16(1e-10f) == 0, "subnormal rounding");
+  CHECK(nnl_f32_to_f16(0x1p-25f) == 0 && nnl_f32_to_f16(0x3p-26f) == 1 && nnl_f32_to_f16(1e-10f) == 0,
+        "subnormal rounding");
   CHECK(nnl_f32_to_f16(1.00048828125f) == 0x3C00 && nnl_f32_to_f16(1.00146484375f) == 0x3C02, "ties to even");
-  CHECK(nnl_bf16_to_f32(0x3F80) == 1.0f && nnl_bf16_to_f32(0x4049) == 3.140625f && nnl_bf16_to_f32(0xFF80) == -INFINITY, "bf16 values");
+  CHECK(nnl_bf16_to_f32(0x3F80) == 1.0f && nnl_bf16_to_f32(0x4049) == 3.140625f && nnl_bf16_to_f32(0xFF80) == -INFINITY,
+        "bf16 values");
   CHECK(nnl_f32_to_bf16(3.14159265f) == 0x4049 && nnl_f32_to_bf16(1.0f) == 0x3F80, "f32 -> bf16");
   uint8_t raw[8] = {0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0xFF, 0x7B}; /* unaligned source on purpose below */
   uint8_t un[9];
   memcpy(un + 1, raw, 8);
   float f[4];
-  CHECK(!nnl_st_to_f32(f, un + 1, NNL_ST_F16, 4) && f[0] == 1 && f[1] == -2 && f[2] == 0x1p-24f && f[3] == 65504, "F16 buffer");
+  CHECK(!nnl_st_to_f32(f, un + 1, NNL_ST_F16, 4) && f[0] == 1 && f[1] == -2 && f[2] == 0x1p-24f && f[3] == 65504,
+        "F16 buffer");
   uint8_t e4[4] = {0x38, 0xB8, 0x7E, 0x01}; /* E4M3FN: 1, -1, 448, 2^-9 */
-  CHECK(!nnl_st_to_f32(f, e4, NNL_ST_F8_E4M3, 4) && f[0] == 1 && f[1] == -1 && f[2] == 448 && f[3] == 0x1p-9f, "E4M3");
+  CHECK(!nnl_st_to_f32(f, e4, NNL_ST_F8_E4M3, 4) && f[0] == 1 && f[1] == -1 && f[2] == 448 && f[3] == 0x1p-9f,
+        "E4M3");
   uint8_t e5[2] = {0x3C, 0x7B}; /* E5M2: 1, 57344 */
   CHECK(!nnl_st_to_f32(f, e5, NNL_ST_F8_E5M2, 2) && f[0] == 1 && f[1] == 57344, "E5M2");
   uint64_t big = UINT64_MAX;
   int64_t o;
   EXPECT_ERR(nnl_st_to_i64(&o, &big, NNL_ST_U64, 1) == 0, "does not fit in int64");
-  CHECK(nnl_st_dtype_from_name("BF16") == NNL_ST_BF16 && nnl_st_dtype_from_name("f32") == -1 && nnl_st_dtype_size(NNL_ST_I64) == 8, "dtype table");
+  CHECK(nnl_st_dtype_from_name("BF16") == NNL_ST_BF16 && nnl_st_dtype_from_name("f32") == -1 && nnl_st_dtype_size(NNL_ST_I64) == 8,
+        "dtype table");
 }
 
 /* ---------------- IDX ---------------- */
@@ -467,12 +492,15 @@ static void test_idx(void) {
     CHECK(nnl_idx_save(path, NNL_IDX_U8, 3, dims, u8, gz) == 0, "%s", nnl_last_error());
     size_t len;
     uint8_t *bytes = nnl_io_read_file(path, &len);
-    CHECK(bytes && (gz ? bytes[0] == 0x1f && bytes[1] == 0x8b : len == 4 + 12 + 60 && bytes[2] == 8 && bytes[3] == 3), "file layout");
+    CHECK(bytes && (gz ? bytes[0] == 0x1f && bytes[1] == 0x8b : len == 4 + 12 + 60 && bytes[2] == 8 && bytes[3] == 3),
+          "file layout");
     nnl_idx *x = nnl_idx_load(path, NNL_IDX_AS_U8);
-    CHECK(x && x->ndim == 3 && x->dims[0] == 3 && x->dims[2] == 5 && x->numel == 60 && x->type == NNL_IDX_U8 && !memcmp(x->data, u8, 60), "u8 gz=%d: %s", gz, nnl_last_error());
+    CHECK(x && x->ndim == 3 && x->dims[0] == 3 && x->dims[2] == 5 && x->numel == 60 && x->type == NNL_IDX_U8 && !memcmp(x->data, u8, 60),
+          "u8 gz=%d: %s", gz, nnl_last_error());
     nnl_idx_free(x);
     x = nnl_idx_parse(bytes, len, "mem", NNL_IDX_AS_F32);
-    CHECK(x && x->as == NNL_IDX_AS_F32 && ((float *)x->data)[59] == (float)u8[59], "u8 from memory as f32 gz=%d: %s", gz, nnl_last_error());
+    CHECK(x && x->as == NNL_IDX_AS_F32 && ((float *)x->data)[59] == (float)u8[59],
+          "u8 from memory as f32 gz=%d: %s", gz, nnl_last_error());
     nnl_idx_free(x);
     /* truncated and padded versions of the same bytes */
     for (size_t cut = 0; bytes && cut < len; cut += 1 + cut / 4) {
@@ -484,12 +512,15 @@ static void test_idx(void) {
       uint8_t *more = malloc(len + 3);
       memcpy(more, bytes, len);
       memset(more + len, 0, 3);
-      EXPECT_ERR(nnl_idx_parse(more, len + 3, "pad.idx", 0) != NULL, "pad.idx: trailing data after the 60 bytes of 3x4x5 u8 data");
-      EXPECT_ERR(nnl_idx_parse(bytes, len - 1, "short.idx", 0) != NULL, "short.idx: truncated: 3x4x5 u8 data needs 60 bytes but only 59 are present");
+      EXPECT_ERR(nnl_idx_parse(more, len + 3, "pad.idx", 0) != NULL,
+                 "pad.idx: trailing data after the 60 bytes of 3x4x5 u8 data");
+      EXPECT_ERR(nnl_idx_parse(bytes, len - 1, "short.idx", 0) != NULL,
+                 "short.idx: truncated: 3x4x5 u8 data needs 60 bytes but only 59 are present");
       FILE *f = fopen(tmp("trunc.idx"), "wb");
       fwrite(bytes, 1, len - 10, f);
       fclose(f);
-      EXPECT_ERR(nnl_idx_load(tmp("trunc.idx"), 0) != NULL, "trunc.idx: truncated: 3x4x5 u8 data needs 60 bytes but only 50");
+      EXPECT_ERR(nnl_idx_load(tmp("trunc.idx"), 0) != NULL,
+                 "trunc.idx: truncated: 3x4x5 u8 data needs 60 bytes but only 50");
       free(more);
     }
     if (gz && bytes) {
@@ -513,9 +544,11 @@ static void test_idx(void) {
   const char *p = tmp("i32.idx.gz");
   CHECK(nnl_idx_save(p, NNL_IDX_I32, 1, d1, i32, 1) == 0, "%s", nnl_last_error());
   nnl_idx *x = nnl_idx_load(p, NNL_IDX_AS_I64);
-  CHECK(x && x->type == NNL_IDX_I32 && ((int64_t *)x->data)[0] == -3 && ((int64_t *)x->data)[3] == 2147483647, "i32 as i64");
+  CHECK(x && x->type == NNL_IDX_I32 && ((int64_t *)x->data)[0] == -3 && ((int64_t *)x->data)[3] == 2147483647,
+        "i32 as i64");
   nnl_idx_free(x);
-  EXPECT_ERR(nnl_idx_load(p, NNL_IDX_AS_U8) != NULL, "i32.idx.gz: element 0 is -3, which does not fit in uint8");
+  EXPECT_ERR(nnl_idx_load(p, NNL_IDX_AS_U8) != NULL,
+             "i32.idx.gz: element 0 is -3, which does not fit in uint8");
   int16_t i16[3] = {-32768, 1, 32767};
   int8_t i8[3] = {-128, 5, 127};
   float f32[3] = {0.5f, -1e30f, 3};
@@ -532,18 +565,22 @@ static void test_idx(void) {
     CHECK(x && x->type == t[k].type && !memcmp(x->data, t[k].want, 12), "type %02x", t[k].type);
     nnl_idx_free(x);
   }
-  EXPECT_ERR(nnl_idx_load(tmp("t.idx"), NNL_IDX_AS_I64) != NULL, "t.idx: element 0 is 0.25, which does not fit in int64");
+  EXPECT_ERR(nnl_idx_load(tmp("t.idx"), NNL_IDX_AS_I64) != NULL,
+             "t.idx: element 0 is 0.25, which does not fit in int64");
   double f64i[2] = {-2, 1e10};
   CHECK(nnl_idx_save(tmp("t.idx"), NNL_IDX_F64, 1, (int64_t[]){2}, f64i, 0) == 0, "%s", nnl_last_error());
   x = nnl_idx_load(tmp("t.idx"), NNL_IDX_AS_I64);
-  CHECK(x && ((int64_t *)x->data)[0] == -2 && ((int64_t *)x->data)[1] == 10000000000LL, "integral f64 -> i64: %s", nnl_last_error());
+  CHECK(x && ((int64_t *)x->data)[0] == -2 && ((int64_t *)x->data)[1] == 10000000000LL,
+        "integral f64 -> i64: %s", nnl_last_error());
   nnl_idx_free(x);
   /* files from Python: gzip labels without a .gz name, plain images */
   x = nnl_idx_load(FIX "tiny-labels-idx1-ubyte.gz", NNL_IDX_AS_I64);
-  CHECK(x && x->ndim == 1 && x->numel == 5 && ((int64_t *)x->data)[0] == 5 && ((int64_t *)x->data)[4] == 9, "python labels: %s", nnl_last_error());
+  CHECK(x && x->ndim == 1 && x->numel == 5 && ((int64_t *)x->data)[0] == 5 && ((int64_t *)x->data)[4] == 9,
+        "python labels: %s", nnl_last_error());
   nnl_idx_free(x);
   x = nnl_idx_load(FIX "tiny-images-idx3-ubyte", NNL_IDX_AS_U8);
-  CHECK(x && x->ndim == 3 && x->dims[0] == 2 && x->dims[1] == 3 && x->dims[2] == 4 && ((uint8_t *)x->data)[23] == 23 * 37 % 256, "python images");
+  CHECK(x && x->ndim == 3 && x->dims[0] == 2 && x->dims[1] == 3 && x->dims[2] == 4 && ((uint8_t *)x->data)[23] == 23 * 37 % 256,
+        "python images");
   nnl_idx_free(x);
   /* corrupt headers */
   static const struct { const char *b; size_t n; const char *frag; } bad[] = {
@@ -563,7 +600,8 @@ static void test_idx(void) {
   x = nnl_idx_parse("\x00\x00\x08\x00\x2a", 5, "scalar", NNL_IDX_AS_U8);
   CHECK(x && x->ndim == 0 && x->numel == 1 && ((uint8_t *)x->data)[0] == 42, "0-d IDX");
   nnl_idx_free(x);
-  x = nnl_idx_parse("\x1f\x8b\x08\x00\0\0\0\0\0\x03\xff\xff\xff\xff", 14, "g.gz", 0); /* reserved block type */
+  /* a deflate block of the reserved type */
+  x = nnl_idx_parse("\x1f\x8b\x08\x00\0\0\0\0\0\x03\xff\xff\xff\xff", 14, "g.gz", 0);
   EXPECT_ERR(x != NULL, "g.gz: corrupt gzip data");
   EXPECT_ERR(nnl_idx_load(tmp("absent.idx"), 0) != NULL, "absent.idx: cannot open: No such file");
   EXPECT_ERR(nnl_idx_save(tmp("x.idx"), 0x0A, 1, d1, u8, 0) == 0, "unknown IDX element type 0x0a");
@@ -584,7 +622,8 @@ static void test_image(void) {
     CHECK(png && len > 8 && !memcmp(png, "\x89PNG", 4), "encode c=%d: %s", c, nnl_last_error());
     int h, w, cc;
     uint8_t *back = nnl_image_decode(png, len, "rt.png", c, &h, &w, &cc);
-    CHECK(back && h == H && w == W && cc == c && !memcmp(back, px, (size_t)(H * W * c)), "png round trip c=%d", c);
+    CHECK(back && h == H && w == W && cc == c && !memcmp(back, px, (size_t)(H * W * c)),
+          "png round trip c=%d", c);
     free(back);
     back = nnl_image_decode(png, len, "rt.png", 0, &h, &w, &cc);
     CHECK(back && cc == (c <= 2 ? 1 : 3), "default channels for c=%d: %d", c, cc);
@@ -636,22 +675,46 @@ static void test_image(void) {
   /* corrupt and hostile inputs */
   EXPECT_ERR(nnl_image_decode("hello world, not an image", 25, "x.png", 0, &h, &w, &c) != NULL,
              "x.png: cannot decode image: not a PNG, JPEG or BMP image");
-  EXPECT_ERR(nnl_image_decode("", 0, "e.png", 0, &h, &w, &c) != NULL, "e.png: cannot decode image: empty file");
+  EXPECT_ERR(nnl_image_decode("", 0, "e.png", 0, &h, &w, &c) != NULL,
+             "e.png: cannot decode image: empty file");
   size_t len;
   uint8_t *png = nnl_image_encode(px, H, W, 3, NNL_IMG_PNG, 0, &len);
   if (png) {
     /* IHDR claims 12000 x 12000 (stb does not check CRCs) */
     png[16] = 0; png[17] = 0; png[18] = 0x2E; png[19] = 0xE0;
     png[20] = 0; png[21] = 0; png[22] = 0x2E; png[23] = 0xE0;
-    EXPECT_ERR(nnl_image_decode(png, len, "huge.png", 0, &h, &w, &c) != NULL, "huge.png: image of 12000 x 12000 pixels is over the");
+    EXPECT_ERR(nnl_image_decode(png, len, "huge.png", 0, &h, &w, &c) != NULL,
+               "huge.png: image of 12000 x 12000 pixels is over the");
     png[17] = 1; /* 0x12EE0 wide: beyond stb's dimension cap */
-    EXPECT_ERR(nnl_image_decode(png, len, "wide.png", 0, &h, &w, &c) != NULL, "wide.png: cannot decode image: too large");
+    EXPECT_ERR(nnl_image_decode(png, len, "wide.png", 0, &h, &w, &c) != NULL,
+               "wide.png: cannot decode image: too large");
     free(png);
   }
+  uint8_t *jpg = nnl_image_encode(grad, 32, 48, 3, NNL_IMG_JPEG, 80, &len);
+  for (size_t i = 0; jpg && i + 21 < len; i++)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xC4) { /* a Huffman table of 255 + ... codes */
+      jpg[i + 20] = 255;
+      EXPECT_ERR(nnl_image_decode(jpg, len, "dht.jpg", 0, &h, &w, &c) != NULL,
+                 "dht.jpg: cannot decode image: bad DHT header");
+      break;
+    }
+  free(jpg);
+  /* scans that use Huffman tables the file never defines: decoded from zeroed tables, or refused */
+  jpg = nnl_image_encode(grad, 32, 48, 3, NNL_IMG_JPEG, 80, &len);
+  for (size_t i = 0; jpg && i + 10 < len; i++)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xDA) {
+      for (int k = 0; k < jpg[i + 4]; k++) jpg[i + 6 + 2 * k] = 0x33;
+      uint8_t *im = nnl_image_decode(jpg, len, "undef.jpg", 0, &h, &w, &c);
+      CHECK(im || strstr(nnl_last_error(), "undef.jpg: cannot decode image"), "%s", nnl_last_error());
+      free(im);
+      break;
+    }
+  free(jpg);
   uint8_t *bmp = nnl_image_encode(px, H, W, 3, NNL_IMG_BMP, 0, &len);
   if (bmp) {
     bmp[18] = 0x10; bmp[19] = 0x27; /* 10000 wide, 7 high: 70000 pixels in a 162-byte file */
-    EXPECT_ERR(nnl_image_decode(bmp, len, "long.bmp", 0, &h, &w, &c) != NULL, "long.bmp: cannot decode image: file too short for a 10000 x 7 BMP");
+    EXPECT_ERR(nnl_image_decode(bmp, len, "long.bmp", 0, &h, &w, &c) != NULL,
+               "long.bmp: cannot decode image: file too short for a 10000 x 7 BMP");
     free(bmp);
   }
   EXPECT_ERR(nnl_image_load(tmp("nope.png"), 0, &h, &w, &c) != NULL, "nope.png: cannot open");

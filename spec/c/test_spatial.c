@@ -443,7 +443,10 @@ static void test_pytorch_values(void) {
   /* conv2d(x (1,4,5,6), w (4,2,3,2), b, stride (2,1), padding (1,0), dilation (1,2), groups 2) */
   nnl_conv2d_dims d = {1, 4, 5, 6, 4, 3, 2, 2, 1, 1, 0, 1, 2, 2};
   fill_sin(x, 120, 0, 1.0), fill_sin(w, 48, 100, 0.5), fill_sin(b, 4, 200, 1.0);
-  int ok = nnl_conv_out_size(5, 3, 2, 1, 1) == 3 && nnl_conv_out_size(6, 2, 1, 0, 2) == 4;
+  int ok = nnl_conv_out_size(5, 3, 2, 1, 1) == 3 && nnl_conv_out_size(6, 2, 1, 0, 2) == 4 &&
+           nnl_conv_out_size(2, 5, 1, 0, 1) == 0 && nnl_conv_out_size(1, 3, 2, 0, 1) == 0 &&
+           nnl_conv_out_size(3, 2, 1, 0, 3) == 0;
+  if (!ok) printf("FAIL nnl_conv_out_size\n"), failures++;
   nnl_conv2d_forward(y, x, w, b, &d, NULL, 0);
   ok &= approx("pytorch conv2d", y, fx_conv, 48, 1e-5, 1e-5, NULL);
   nnl_conv2d_forward_ref(y, x, w, b, &d);

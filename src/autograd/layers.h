@@ -35,9 +35,10 @@ nnl_tensor *nnl_cross_entropy(nnl_tensor *logits, nnl_tensor *labels, nnl_tensor
                               nnl_reduction reduction);
 nnl_tensor *nnl_nll_loss(nnl_tensor *logp, nnl_tensor *labels, nnl_tensor *weight,
                          int64_t ignore_index, nnl_reduction reduction);
-/* The first label that is neither in [lo, hi] nor equal to ignore: its flat position, or -1 if
- * all are fine (labels: int64, any shape and strides). Used to report the bad label. */
-int64_t nnl_find_bad_label(const nnl_tensor *labels, int64_t lo, int64_t hi, int64_t ignore);
+/* The first label that is neither in [lo, hi] nor equal to ignore: its flat position (and its
+ * value in *value when non-NULL), or -1 if all are fine. labels: int64, any shape and strides. */
+int64_t nnl_find_bad_label(const nnl_tensor *labels, int64_t lo, int64_t hi, int64_t ignore,
+                           int64_t *value);
 
 /* (x - t)^2, x and t of the same shape; gradients for both. */
 nnl_tensor *nnl_mse_loss(nnl_tensor *x, nnl_tensor *t, nnl_reduction reduction);

@@ -59,7 +59,8 @@ static int bw_matmul(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
   {
     int64_t gs[3];
     int gd = 0;
-    if (A->ndim == 3 || B->ndim == 3) gs[gd++] = A->ndim == 3 ? A->shape[0] : B->shape[0];
+    int64_t ba = A->ndim == 3 ? A->shape[0] : 1, bb = B->ndim == 3 ? B->shape[0] : 1;
+    if (A->ndim == 3 || B->ndim == 3) gs[gd++] = ba > bb ? ba : bb; /* broadcast batch */
     gs[gd++] = A->shape[A->ndim - 2];
     gs[gd++] = B->shape[B->ndim - 1];
     G = nnl_raw_view(g, gd, gs, "matmul backward");
@@ -70,7 +71,7 @@ static int bw_matmul(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
     nnl_tensor *ga = Bt ? matmul_raw(G, Bt) : NULL;
     nnl_tensor_release(Bt);
     if (!ga) goto done;
-    if (ga->ndim != A->ndim) {
+    if (!nnl_same_shape(ga, A)) { /* A's batch was broadcast (missing or of size 1) */
       nnl_tensor *s = nnl_sum_to(ga, A->ndim, A->shape);
       nnl_tensor_release(ga);
       if (!(ga = s)) goto done;
@@ -93,7 +94,7 @@ static int bw_matmul(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
       nnl_tensor *At = nnl_raw_transpose(A, A->ndim - 2, A->ndim - 1);
       gb = At ? matmul_raw(At, G) : NULL;
       nnl_tensor_release(At);
-      if (gb && gb->ndim != B->ndim) {
+      if (gb && !nnl_same_shape(gb, B)) {
         nnl_tensor *s = nnl_sum_to(gb, B->ndim, B->shape);
         nnl_tensor_release(gb);
         gb = s;
@@ -189,6 +190,29 @@ nnl_tensor *nnl_matmul(nnl_tensor *a, nnl_tensor *b) {
 
 /* ---- indexing ---- */
 
+/* The kernels report indices and dims 0-based; users see both 1-based, as everywhere in
+ * nnlua (the Lua face subtracts 1 before calling). Rewrites the kernel's message when an
+ * index is out of range; leaves it alone otherwise. Error path only. */
+static void range_error(const char *fn, const nnl_tensor *index, int dim, int64_t size) {
+  int64_t n = nnl_tensor_numel(index), idx[NNL_MAXDIM] = {0};
+  for (int64_t i = 0; i < n; i++) {
+    int64_t v = (int64_t)nnl_tensor_get(index, idx);
+    if (v < 0 || v >= size) {
+      if (dim < 0)
+        nnl_set_error("%s: class %lld is out of range for %lld classes (expected 1 to %lld)", fn,
+                      (long long)v + 1, (long long)size, (long long)size);
+      else
+        nnl_set_error("%s: index %lld is out of range for dimension %d of size %lld", fn,
+                      (long long)v + 1, dim + 1, (long long)size);
+      return;
+    }
+    for (int d = index->ndim - 1; d >= 0; d--) {
+      if (++idx[d] < index->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
 static int check_index(nnl_tensor *index, const char *fn) {
   if (index->dtype != NNL_I64) {
     nnl_set_error("%s: index must be int64, got %s", fn, nnl_dtype_name(index->dtype));
@@ -238,6 +262,7 @@ nnl_tensor *nnl_index_select(nnl_tensor *a, int dim, nnl_tensor *index) {
   shape[dim] = nnl_tensor_numel(index);
   nnl_tensor *out = nnl_tensor_empty(a->dtype, a->ndim, shape);
   if (out && nnl_k_index_select(out, a, dim, index) != 0) {
+    range_error("index_select", index, dim, a->shape[dim]);
     nnl_tensor_release(out);
     return NULL;
   }
@@ -280,6 +305,7 @@ nnl_tensor *nnl_gather(nnl_tensor *a, int dim, nnl_tensor *index) {
   if (check_like(a, index, dim, "gather")) return NULL;
   nnl_tensor *out = nnl_tensor_empty(a->dtype, index->ndim, index->shape);
   if (out && nnl_k_gather(out, a, dim, index) != 0) {
+    range_error("gather", index, dim, a->shape[dim]);
     nnl_tensor_release(out);
     return NULL;
   }
@@ -294,6 +320,18 @@ static int bw_scatter_add(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
     if (!g || nnl_k_gather(g, gout[0], (int)n->ip[10], idx) != 0) {
       nnl_tensor_release(g);
       return -1;
+    }
+    if (memcmp(idx->shape, &n->ip[1], idx->ndim * sizeof(int64_t))) {
+      /* src is larger than index: its elements outside index's block got no use, so zero */
+      nnl_tensor *z = nnl_tensor_zeros(NNL_F32, (int)n->ip[0], &n->ip[1]);
+      nnl_tensor *part = z ? nnl_raw_alias(z, idx->ndim, idx->shape, z->stride, 0) : NULL;
+      int rc = part ? nnl_copy_(part, g) : -1;
+      nnl_tensor_release(part), nnl_tensor_release(g);
+      if (rc) {
+        nnl_tensor_release(z);
+        return -1;
+      }
+      g = z;
     }
     gin[2] = g;
   }
@@ -317,6 +355,7 @@ nnl_tensor *nnl_scatter_add(nnl_tensor *a, int dim, nnl_tensor *index, nnl_tenso
     }
   nnl_tensor *out = nnl_raw_clone(a);
   if (out && nnl_k_scatter_add(out, dim, index, src) != 0) {
+    range_error("scatter_add", index, dim, a->shape[dim]);
     nnl_tensor_release(out);
     return NULL;
   }
@@ -327,6 +366,8 @@ nnl_tensor *nnl_scatter_add(nnl_tensor *a, int dim, nnl_tensor *index, nnl_tenso
     nnl_tensor_release(out);
     return NULL;
   }
+  n->ip[0] = src->ndim; /* src's shape: its gradient may be larger than index */
+  memcpy(&n->ip[1], src->shape, src->ndim * sizeof(int64_t));
   n->ip[10] = dim;
   nnl_node_save(n, index);
   nnl_node_set_output(n, out, 0);
@@ -345,6 +386,7 @@ nnl_tensor *nnl_one_hot(nnl_tensor *index, int64_t num_classes) {
   shape[index->ndim] = num_classes;
   nnl_tensor *out = nnl_tensor_zeros(NNL_I64, index->ndim + 1, shape);
   if (out && nnl_k_one_hot(out, index, num_classes) != 0) {
+    range_error("one_hot", index, -1, num_classes);
     nnl_tensor_release(out);
     return NULL;
   }

@@ -119,6 +119,8 @@ nnl_tensor *nnl_reduce(nnl_redop op, nnl_tensor *a, int dim, int keepdim, nnl_te
     int64_t at = 0;
     if (nnl_k_reduce_all(op, ca, &r, &at, correction) == 0) {
       out = nnl_tensor_scalar(out_dt, arg ? (double)at : r);
+      if (out && out_dt == NNL_I64 && (op == NNL_RED_SUM || op == NNL_RED_PROD))
+        *(int64_t *)out->storage->data = at; /* exact, past 2^53 */
     }
     if (out && (op == NNL_RED_MAX || op == NNL_RED_MIN) && indices)
       *indices = nnl_tensor_scalar(NNL_I64, (double)at);

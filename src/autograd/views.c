@@ -33,6 +33,8 @@ nnl_tensor *nnl_view(nnl_tensor *t, int ndim, const int64_t *shape) {
 }
 
 nnl_tensor *nnl_reshape(nnl_tensor *t, int ndim, const int64_t *shape) {
+  nnl_tensor *v = nnl_raw_view(t, ndim, shape, "reshape"); /* no copy when strides allow */
+  if (v) return record1(v, t, "ReshapeBackward", bw_reshape, NULL, 0);
   nnl_tensor *c = nnl_raw_contiguous(t);
   if (!c) return NULL;
   nnl_tensor *out = nnl_raw_view(c, ndim, shape, "reshape");
@@ -175,6 +177,7 @@ static nnl_tensor *cat_impl(nnl_tensor **ts, int n, int dim, int stack) {
     return NULL;
   }
   for (int k = 0, j = 0; k < nd; k++) shape[k] = (stack && k == dim) ? 0 : ref->shape[j++];
+  shape[dim] = 0; /* summed over the inputs below */
   for (int i = 0; i < n; i++) {
     nnl_tensor *t = ts[i];
     int bad = t->dtype != ref->dtype || t->ndim != ref->ndim;

@@ -16,7 +16,7 @@ static int binary(lua_State *L, nnl_binop op) {
   if (b && lua_type(L, 1) == LUA_TNUMBER) return nnlb_push(L, nnl_binary_scalar(op, b, lua_tonumber(L, 1), 1));
   static const char *names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
   return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", names[op],
-                    luaL_typename(L, 1), luaL_typename(L, 2));
+                    a ? "tensor" : luaL_typename(L, 1), b ? "tensor" : luaL_typename(L, 2));
 }
 static int m_add(lua_State *L) { return binary(L, NNL_OP_ADD); }
 static int m_sub(lua_State *L) { return binary(L, NNL_OP_SUB); }
@@ -109,9 +109,11 @@ static int keepdim_arg(lua_State *L, int arg) {
 
 static int reduce(lua_State *L, nnl_redop op) {
   nnl_tensor *t = nnlb_check(L, 1);
-  if (lua_isnoneornil(L, 2) || lua_istable(L, 2)) return nnlb_push(L, nnl_reduce(op, t, -1, 0, NULL));
-  int d = nnlb_dim(L, 2, t->ndim, 0);
-  int keep = keepdim_arg(L, 3);
+  int all = lua_isnoneornil(L, 2) || lua_istable(L, 2);
+  int d = all ? -1 : nnlb_dim(L, 2, t->ndim, 0);
+  int keep = all ? 0 : keepdim_arg(L, 3);
+  if (all && op != NNL_RED_ARGMAX && op != NNL_RED_ARGMIN)
+    return nnlb_push(L, nnl_reduce(op, t, -1, 0, NULL));
   if (op == NNL_RED_MAX || op == NNL_RED_MIN) {
     nnl_tensor *idx = NULL, *v = nnl_reduce(op, t, d, keep, &idx);
     if (!v) return nnlb_fail(L);
@@ -172,8 +174,8 @@ static int m_scatter_add(lua_State *L) {
 }
 
 static int m_one_hot(lua_State *L) {
+  lua_Integer c = luaL_optinteger(L, 2, -1); /* before index0 allocates: may raise */
   nnl_tensor *ix = nnlb_index0(L, 1, "one_hot");
-  lua_Integer c = luaL_optinteger(L, 2, -1);
   if (c < 0) { /* as PyTorch: one more than the largest class (1-based: the largest) */
     nnl_tensor *mx = nnl_tensor_numel(ix) ? nnl_reduce(NNL_RED_MAX, ix, -1, 0, NULL) : NULL;
     c = mx ? (lua_Integer)nnl_tensor_get(mx, NULL) + 1 : 1;

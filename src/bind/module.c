@@ -1,5 +1,7 @@
 /* module.c — the entry points: luaopen_nnlua_core (the C module "nnlua.core") and
  * luaopen_nnlua (for hosts: preload the C module and require the Lua package). */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,10 +27,19 @@ static int l_clock(lua_State *L) {
   return 1;
 }
 
+/* lua_close() unloads C modules, and with this one libgomp and OpenBLAS, while their idle
+ * worker threads still run code in them: a crash at exit. Keep the module loaded for good. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)luaopen_nnlua_core, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 int luaopen_nnlua_core(lua_State *L) {
   static int once;
   if (!once) {
     once = 1;
+    pin_module();
     apply_env_threads();
   }
   lua_newtable(L); /* module */

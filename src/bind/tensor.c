@@ -13,9 +13,17 @@
 
 int nnlb_fail(lua_State *L) { return luaL_error(L, "%s", nnl_last_error()); }
 
+/* Lua sees only an 8-byte userdata per tensor: report the storage behind new tensors so the
+ * collector keeps pace. Small ones are pooled until they add up to 64 KB, or a loop of small
+ * tensors would pile up garbage far beyond what Lua believes it holds. */
 void nnlb_account(lua_State *L, const nnl_tensor *t) {
-  size_t kb = t->storage->nbytes >> 10;
-  if (kb >= 64 && t->storage->refcount == 1) lua_gc(L, LUA_GCSTEP, (int)(kb > (1 << 30) ? 1 << 30 : kb));
+  static size_t pending;
+  if (t->storage->refcount != 1) return; /* a view: its memory was reported already */
+  pending += t->storage->nbytes + sizeof *t;
+  if (pending < (64 << 10)) return;
+  size_t kb = pending >> 10;
+  pending = 0;
+  lua_gc(L, LUA_GCSTEP, (int)(kb > (1 << 30) ? 1 << 30 : kb));
 }
 
 int nnlb_push(lua_State *L, nnl_tensor *t) {
@@ -39,13 +47,13 @@ nnl_tensor *nnlb_test(lua_State *L, int arg) {
 }
 
 nnl_tensor *nnlb_check(lua_State *L, int arg) {
-  nnl_tensor *t = nnlb_test(L, arg);
-  if (!t) {
+  nnl_tensor **ud = luaL_testudata(L, arg, NNL_TENSOR_MT);
+  if (!ud) {
     const char *got = luaL_typename(L, arg);
     luaL_argerror(L, arg, lua_pushfstring(L, "tensor expected, got %s", got));
   }
-  if (!t->storage) luaL_argerror(L, arg, "tensor was closed");
-  return t;
+  if (!*ud) luaL_argerror(L, arg, "tensor was closed");
+  return *ud;
 }
 
 nnl_tensor *nnl_lua_check_tensor(lua_State *L, int arg) { return nnlb_check(L, arg); }
@@ -60,14 +68,45 @@ nnl_tensor *nnlb_tensor_or_number(lua_State *L, int arg, nnl_dtype dt) {
   return nnl_tensor_retain(nnlb_check(L, arg));
 }
 
+/* The name the running C function was called by ("sum" for x:sum() and nn.sum()), so
+ * shared checks can say whose argument was bad. */
+static const char *fname(lua_State *L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar)) return "?";
+  if (lua_getinfo(L, "n", &ar) && ar.name) return ar.name;
+  /* called from C (pcall(nn.sum, ...)): look the function up in the module and methods */
+  const char *name = "?";
+  lua_getinfo(L, "f", &ar);
+  int fn = lua_gettop(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "nnlua.core");
+  luaL_getmetafield(L, 1, "__methods"); /* pushes nothing if arg 1 is no tensor */
+  for (int t = lua_gettop(L); t > fn + 1 && !strcmp(name, "?"); t--) {
+    if (!lua_istable(L, t)) continue;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      if (lua_rawequal(L, -1, fn) && lua_type(L, -2) == LUA_TSTRING) {
+        name = lua_tostring(L, -2); /* the key stays alive in its table */
+        lua_pop(L, 2);
+        break;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, fn - 1);
+  return name;
+}
+
 int nnlb_dim(lua_State *L, int arg, int ndim, int extra) {
   lua_Integer d = luaL_checkinteger(L, arg);
   int n = ndim + extra;
   if (d < 0) d += n + 1;
   if (d < 1 || d > n) {
-    if (n == 0) return luaL_error(L, "dimension %d out of range: the tensor is 0-d", (int)luaL_checkinteger(L, arg));
-    return luaL_error(L, "dimension %d out of range (expected 1 to %d, or -%d to -1)",
-                      (int)luaL_checkinteger(L, arg), n, n);
+    lua_Integer given = lua_tointeger(L, arg);
+    if (n == 0)
+      return luaL_error(L, "%s: dimension %I out of range: the tensor is 0-d", fname(L), given);
+    return luaL_error(L, "%s: dimension %I out of range (expected 1 to %d, or -%d to -1)",
+                      fname(L), given, n, n);
   }
   return (int)d - 1;
 }
@@ -144,6 +183,17 @@ static int table_shape(lua_State *L, int idx, int64_t *shape, int nd) {
   return r;
 }
 
+/* Element i of a fresh contiguous t = v; NaN and out-of-range values never reach an
+ * integer cast (undefined in C): they store 0, as the core's conversions do. */
+static void store_flat(nnl_tensor *t, int64_t i, double v) {
+  int64_t iv = isfinite(v) && fabs(v) < 9.2e18 ? (int64_t)v : 0;
+  switch (t->dtype) {
+  case NNL_F32: ((float *)t->storage->data)[i] = (float)v; break;
+  case NNL_I64: ((int64_t *)t->storage->data)[i] = iv; break;
+  case NNL_U8: ((uint8_t *)t->storage->data)[i] = (uint8_t)iv; break;
+  }
+}
+
 static void table_fill(lua_State *L, int idx, const int64_t *shape, int nd, int d, nnl_tensor *t,
                        int64_t *pos, int64_t *path) {
   if (d == nd) {
@@ -156,13 +206,10 @@ static void table_fill(lua_State *L, int idx, const int64_t *shape, int nd, int 
                  luaL_typename(L, idx));
     }
     int64_t one = *pos;
-    int64_t flat[1] = {one};
-    (void)flat;
-    switch (t->dtype) {
-    case NNL_F32: ((float *)t->storage->data)[one] = (float)v; break;
-    case NNL_I64: ((int64_t *)t->storage->data)[one] = (int64_t)v; break;
-    case NNL_U8: ((uint8_t *)t->storage->data)[one] = (uint8_t)(int64_t)v; break;
-    }
+    if (t->dtype == NNL_I64 && lua_isinteger(L, idx)) /* exact beyond 2^53 */
+      ((int64_t *)t->storage->data)[one] = lua_tointeger(L, idx);
+    else
+      store_flat(t, one, v);
     (*pos)++;
     return;
   }
@@ -255,45 +302,65 @@ static int l_arange(lua_State *L) {
   return nnlb_push(L, nnl_arange(start, end, step, dt));
 }
 
+/* Push t converted to dtype dt (creators that compute in one dtype take a dtype argument). */
+static int push_as(lua_State *L, nnl_tensor *t, nnl_dtype dt) {
+  if (!t || t->dtype == dt) return nnlb_push(L, t);
+  nnl_tensor *c = nnl_raw_to_dtype(t, dt);
+  nnl_tensor_release(t);
+  return nnlb_push(L, c);
+}
+
 static int l_linspace(lua_State *L) {
-  return nnlb_push(L, nnl_linspace(luaL_checknumber(L, 1), luaL_checknumber(L, 2),
-                                   luaL_checkinteger(L, 3)));
+  lua_Number a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  nnl_dtype dt = nnlb_dtype(L, 4, NNL_F32);
+  return push_as(L, nnl_linspace(a, b, n), dt);
 }
 
+/* eye(n), eye(n, m), eye(n, "int64"), eye(n, m, "int64") */
 static int l_eye(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1), m = luaL_optinteger(L, 2, n);
+  lua_Integer n = luaL_checkinteger(L, 1);
+  int has_m = lua_type(L, 2) == LUA_TNUMBER;
+  lua_Integer m = has_m ? luaL_checkinteger(L, 2) : n;
+  nnl_dtype dt = nnlb_dtype(L, has_m ? 3 : 2, NNL_F32);
   luaL_argcheck(L, n >= 0 && m >= 0, 1, "sizes must be non-negative");
-  return nnlb_push(L, nnl_eye(n, m));
+  return push_as(L, nnl_eye(n, m), dt);
 }
 
-static int l_rand(lua_State *L) {
+/* rand/randn draw float32 only, as PyTorch: an integer dtype is a mistake worth reporting. */
+static int rand_any(lua_State *L, int normal) {
   int64_t shape[NNL_MAXDIM];
-  int nd = nnlb_sizes(L, 1, shape, NULL);
-  return nnlb_push(L, nnl_rand(nd, shape));
+  int next, nd = nnlb_sizes(L, 1, shape, &next);
+  nnl_dtype dt = nnlb_dtype(L, next, NNL_F32);
+  if (dt != NNL_F32)
+    return luaL_error(L, "%s: dtype must be float32, got %s", normal ? "randn" : "rand",
+                      nnl_dtype_name(dt));
+  return nnlb_push(L, normal ? nnl_randn(nd, shape) : nnl_rand(nd, shape));
 }
+static int l_rand(lua_State *L) { return rand_any(L, 0); }
+static int l_randn(lua_State *L) { return rand_any(L, 1); }
 
-static int l_randn(lua_State *L) {
-  int64_t shape[NNL_MAXDIM];
-  int nd = nnlb_sizes(L, 1, shape, NULL);
-  return nnlb_push(L, nnl_randn(nd, shape));
-}
-
-/* randint(lo, hi, sizes) draws from [lo, hi] inclusive? No: as PyTorch, [lo, hi). */
+/* randint(lo, hi, sizes [, dtype]) draws from [lo, hi) as PyTorch; randint(hi, sizes) from
+ * [0, hi). int64 unless a dtype is given. */
 static int l_randint(lua_State *L) {
-  lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
+  int two = lua_type(L, 2) == LUA_TNUMBER;
+  lua_Integer lo = two ? luaL_checkinteger(L, 1) : 0;
+  lua_Integer hi = luaL_checkinteger(L, two ? 2 : 1);
   int64_t shape[NNL_MAXDIM];
-  int nd = nnlb_sizes(L, 3, shape, NULL);
-  return nnlb_push(L, nnl_randint(lo, hi, nd, shape));
+  int next, nd = nnlb_sizes(L, two ? 3 : 2, shape, &next);
+  nnl_dtype dt = nnlb_dtype(L, next, NNL_I64);
+  return push_as(L, nnl_randint(lo, hi, nd, shape), dt);
 }
 
-/* randperm(n): a permutation of 1..n (1-based, as every index in nnlua). */
+/* randperm(n [, dtype]): a permutation of 1..n (1-based, as every index in nnlua). */
 static int l_randperm(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
+  nnl_dtype dt = nnlb_dtype(L, 2, NNL_I64);
   nnl_tensor *p = nnl_randperm(n);
   if (!p) return nnlb_fail(L);
   int64_t *d = p->storage->data;
   for (lua_Integer i = 0; i < n; i++) d[i]++;
-  return nnlb_push(L, p);
+  return push_as(L, p, dt);
 }
 
 static int l_manual_seed(lua_State *L) {
@@ -376,6 +443,12 @@ static int m_is_contiguous(lua_State *L) {
 /* ---- element access ---- */
 
 static void push_elem(lua_State *L, const nnl_tensor *t, const int64_t *idx) {
+  if (t->dtype == NNL_I64) { /* exact: a double holds only 53 bits */
+    int64_t o = t->offset;
+    for (int d = 0; d < t->ndim; d++) o += idx[d] * t->stride[d];
+    lua_pushinteger(L, ((const int64_t *)t->storage->data)[o]);
+    return;
+  }
   double v = nnl_tensor_get(t, idx);
   if (t->dtype == NNL_F32) lua_pushnumber(L, v);
   else lua_pushinteger(L, (lua_Integer)v);
@@ -390,8 +463,8 @@ static void check_indices(lua_State *L, const nnl_tensor *t, int first, int64_t 
     lua_Integer i = luaL_checkinteger(L, first + d);
     if (i < 0) i += t->shape[d] + 1;
     if (i < 1 || i > t->shape[d])
-      luaL_error(L, "%s: index %d is out of range for dimension %d of size %d", fn,
-                 (int)lua_tointeger(L, first + d), d + 1, (int)t->shape[d]);
+      luaL_error(L, "%s: index %I is out of range for dimension %d of size %I", fn,
+                 lua_tointeger(L, first + d), d + 1, (lua_Integer)t->shape[d]);
     idx[d] = i - 1;
   }
 }
@@ -440,8 +513,8 @@ static int t_index(lua_State *L) {
     if (t->ndim == 0) return luaL_error(L, "index: cannot index a 0-d tensor; use item()");
     if (i < 0) i += t->shape[0] + 1;
     if (i < 1 || i > t->shape[0])
-      return luaL_error(L, "index %d is out of range for dimension 1 of size %d",
-                        (int)lua_tointeger(L, 2), (int)t->shape[0]);
+      return luaL_error(L, "index: index %I is out of range for dimension 1 of size %I",
+                        lua_tointeger(L, 2), (lua_Integer)t->shape[0]);
     if (t->ndim == 1) {
       int64_t idx[1] = {i - 1};
       push_elem(L, t, idx);
@@ -481,8 +554,8 @@ static int t_newindex(lua_State *L) {
     if (t->ndim == 0) return luaL_error(L, "index: cannot index a 0-d tensor");
     if (i < 0) i += t->shape[0] + 1;
     if (i < 1 || i > t->shape[0])
-      return luaL_error(L, "index %d is out of range for dimension 1 of size %d",
-                        (int)lua_tointeger(L, 2), (int)t->shape[0]);
+      return luaL_error(L, "index assignment: index %I is out of range for dimension 1 of size %I",
+                        lua_tointeger(L, 2), (lua_Integer)t->shape[0]);
     check_writable(L, t, "index assignment");
     nnl_tensor *row = nnl_raw_select(t, 0, i - 1);
     if (!row) return nnlb_fail(L);
@@ -501,7 +574,9 @@ static int t_newindex(lua_State *L) {
   }
   const char *k = lua_tostring(L, 2);
   if (k && !strcmp(k, "grad")) {
-    nnl_tensor *g = lua_isnil(L, 3) ? NULL : nnlb_check(L, 3);
+    if (!lua_isnil(L, 3) && !nnlb_test(L, 3))
+      return luaL_error(L, "grad: expected a tensor or nil, got %s", luaL_typename(L, 3));
+    nnl_tensor *g = nnlb_test(L, 3);
     if (g && (!nnl_same_shape(g, t) || g->dtype != NNL_F32)) {
       char a[160], b[160];
       return luaL_error(L, "grad: assigned gradient has size %s (%s) but the tensor has size %s",
@@ -712,14 +787,16 @@ static int m_float(lua_State *L) { lua_settop(L, 1); lua_pushstring(L, "float32"
 static int m_long(lua_State *L) { lua_settop(L, 1); lua_pushstring(L, "int64"); return m_to(L); }
 static int m_byte(lua_State *L) { lua_settop(L, 1); lua_pushstring(L, "uint8"); return m_to(L); }
 
-static int tensors_arg(lua_State *L, int arg, nnl_tensor **ts, int max) {
-  luaL_checktype(L, arg, LUA_TTABLE);
+static int tensors_arg(lua_State *L, int arg, nnl_tensor **ts, int max, const char *fn) {
+  luaL_argexpected(L, lua_istable(L, arg), arg, "table of tensors");
   int n = (int)luaL_len(L, arg);
   if (n > max) luaL_argerror(L, arg, "too many tensors");
   for (int i = 0; i < n; i++) {
     lua_geti(L, arg, i + 1);
     ts[i] = nnlb_test(L, -1);
-    if (!ts[i]) luaL_error(L, "expected a list of tensors, element %d is a %s", i + 1, luaL_typename(L, -1));
+    if (!ts[i])
+      luaL_error(L, "%s: expected a list of tensors, element %d is a %s", fn, i + 1,
+                 luaL_typename(L, -1));
     lua_pop(L, 1); /* the table keeps it alive */
   }
   return n;
@@ -727,7 +804,7 @@ static int tensors_arg(lua_State *L, int arg, nnl_tensor **ts, int max) {
 
 static int cat_or_stack(lua_State *L, int stack) {
   nnl_tensor *ts[4096];
-  int n = tensors_arg(L, 1, ts, 4096);
+  int n = tensors_arg(L, 1, ts, 4096, stack ? "stack" : "cat");
   if (n == 0) return luaL_error(L, "%s: expected a non-empty list of tensors", stack ? "stack" : "cat");
   lua_Integer d = luaL_optinteger(L, 2, 1);
   int nd = ts[0]->ndim + stack;
@@ -741,20 +818,15 @@ static int l_stack(lua_State *L) { return cat_or_stack(L, 1); }
 
 /* ---- in place (outside autograd) ---- */
 
-static int m_fill_(lua_State *L) {
+static int fill(lua_State *L, lua_Number v, const char *fn) {
   nnl_tensor *t = nnlb_check(L, 1);
-  lua_Number v = luaL_checknumber(L, 2);
-  check_writable(L, t, "fill_");
+  check_writable(L, t, fn);
   nnl_fill_(t, v);
   lua_settop(L, 1);
   return 1;
 }
-
-static int m_zero_(lua_State *L) {
-  lua_settop(L, 1);
-  lua_pushinteger(L, 0);
-  return m_fill_(L);
-}
+static int m_fill_(lua_State *L) { return fill(L, luaL_checknumber(L, 2), "fill_"); }
+static int m_zero_(lua_State *L) { return fill(L, 0, "zero_"); }
 
 static int m_copy_(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1), *s = nnlb_check(L, 2);

@@ -51,7 +51,8 @@ static inline float normal(uint64_t seed, uint64_t c) {
 
 static int fill_random(nnl_tensor *t, int kind, double a, double b) {
   if (t->dtype != NNL_F32) {
-    nnl_set_error("random fill needs a float32 tensor, got %s", nnl_dtype_name(t->dtype));
+    nnl_set_error("%s: needs a float32 tensor, got %s", kind ? "normal_" : "uniform_",
+                  nnl_dtype_name(t->dtype));
     return -1;
   }
   nnl_tensor *c = nnl_raw_contiguous(t);

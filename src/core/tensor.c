@@ -499,7 +499,7 @@ int nnl_fill_(nnl_tensor *dst, double v) {
 }
 
 int nnl_copy_(nnl_tensor *dst, const nnl_tensor *src) {
-  nnl_tensor *s = nnl_raw_expand((nnl_tensor *)src, dst->ndim, dst->shape, "copy");
+  nnl_tensor *s = nnl_raw_expand((nnl_tensor *)src, dst->ndim, dst->shape, "copy_");
   if (!s) return -1;
   int64_t n = nnl_tensor_numel(dst);
   if (nnl_tensor_is_contiguous(dst)) {
@@ -556,6 +556,30 @@ static int check_dim(const nnl_tensor *t, int dim, int extra, const char *fn) {
   return 0;
 }
 
+/* Strides for viewing t as shape without copying, PyTorch's rule: each run of dims that is
+ * contiguous within itself must map onto whole new dims. 0 if impossible. */
+static int view_strides(const nnl_tensor *t, int ndim, const int64_t *shape, int64_t *st) {
+  if (nnl_tensor_numel(t) == 0 || t->ndim == 0 || nnl_tensor_is_contiguous(t)) {
+    nnl_contig_strides(ndim, shape, st);
+    return 1;
+  }
+  int vd = ndim - 1;
+  int64_t base = t->stride[t->ndim - 1], tn = 1, vn = 1;
+  for (int td = t->ndim - 1; td >= 0; td--) {
+    tn *= t->shape[td];
+    if (td == 0 || (t->shape[td - 1] != 1 && t->stride[td - 1] != tn * base)) {
+      while (vd >= 0 && (vn < tn || shape[vd] == 1)) {
+        st[vd] = vn * base;
+        vn *= shape[vd];
+        vd--;
+      }
+      if (vn != tn) return 0;
+      if (td > 0) base = t->stride[td - 1], tn = 1, vn = 1;
+    }
+  }
+  return vd == -1;
+}
+
 nnl_tensor *nnl_raw_view(nnl_tensor *t, int ndim, const int64_t *shape, const char *fn) {
   char a[160], b[160];
   if (ndim > NNL_MAXDIM || ndim < 0) {
@@ -594,13 +618,13 @@ nnl_tensor *nnl_raw_view(nnl_tensor *t, int ndim, const int64_t *shape, const ch
                   nnl_shape_str(t, b, sizeof b));
     return NULL;
   }
-  if (!nnl_tensor_is_contiguous(t)) {
-    nnl_set_error("%s: tensor of size %s is not contiguous; use reshape() or contiguous() first",
-                  fn, nnl_shape_str(t, b, sizeof b));
+  int64_t st[NNL_MAXDIM];
+  if (!view_strides(t, ndim, s, st)) {
+    nnl_set_error("%s: cannot view a tensor of size %s (not contiguous) as size %s without "
+                  "copying; use reshape() or contiguous() first",
+                  fn, nnl_shape_str(t, b, sizeof b), nnl_shape_fmt(ndim, s, a, sizeof a));
     return NULL;
   }
-  int64_t st[NNL_MAXDIM];
-  nnl_contig_strides(ndim, s, st);
   return nnl_raw_alias(t, ndim, s, st, t->offset);
 }
 
@@ -644,7 +668,7 @@ nnl_tensor *nnl_raw_narrow(nnl_tensor *t, int dim, int64_t start, int64_t len) {
 nnl_tensor *nnl_raw_select(nnl_tensor *t, int dim, int64_t index) {
   if (check_dim(t, dim, 0, "select")) return NULL;
   if (index < 0 || index >= t->shape[dim]) {
-    nnl_set_error("index %lld is out of range for dimension %d of size %lld",
+    nnl_set_error("select: index %lld is out of range for dimension %d of size %lld",
                   (long long)index + 1, dim + 1, (long long)t->shape[dim]);
     return NULL;
   }
@@ -692,6 +716,7 @@ nnl_tensor *nnl_raw_expand(nnl_tensor *t, int ndim, const int64_t *shape, const 
     int64_t want = shape[i];
     if (j >= 0) {
       if (want == -1) want = t->shape[j];
+      if (want < 0) goto bad;
       if (t->shape[j] == want) {
         sh[i] = want, st[i] = t->stride[j];
       } else if (t->shape[j] == 1) {

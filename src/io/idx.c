@@ -76,7 +76,10 @@ static long long src_read(src *s, uint8_t *dst, size_t n) {
       }
       got += (size_t)r;
       if (r == 0) {
-        if (err == Z_BUF_ERROR) { nnl_set_error("%s: gzip stream is truncated (unexpected end of file)", s->name); return -1; }
+        if (err == Z_BUF_ERROR) {
+          nnl_set_error("%s: gzip stream is truncated (unexpected end of file)", s->name);
+          return -1;
+        }
         break;
       }
     }
@@ -106,11 +109,16 @@ static long long src_read(src *s, uint8_t *dst, size_t n) {
       nnl_set_error("%s: gzip stream is truncated (unexpected end of data)", s->name);
       return -1;
     } else if (r != Z_OK && r != Z_BUF_ERROR) {
-      nnl_set_error("%s: corrupt gzip data: %s", s->name, r == Z_MEM_ERROR ? "out of memory" : s->zs.msg ? s->zs.msg : "inflate failed");
+      nnl_set_error("%s: corrupt gzip data: %s", s->name,
+                    r == Z_MEM_ERROR ? "out of memory" : s->zs.msg ? s->zs.msg : "inflate failed");
       return -1;
     }
   }
   return (long long)got;
+}
+
+static uint32_t be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
 static int convert(nnl_idx *x, uint8_t *raw, const char *name) {
@@ -128,10 +136,10 @@ static int convert(nnl_idx *x, uint8_t *raw, const char *name) {
     case NNL_IDX_U8: v = p[0]; break;
     case NNL_IDX_I8: v = (int8_t)p[0]; break;
     case NNL_IDX_I16: v = (int16_t)(uint16_t)((p[0] << 8) | p[1]); break;
-    case NNL_IDX_I32: v = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]); break;
+    case NNL_IDX_I32: v = (int32_t)be32(p); break;
     case NNL_IDX_F32: {
       float f;
-      u32 = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+      u32 = be32(p);
       memcpy(&f, &u32, 4);
       v = f;
       break;
@@ -169,9 +177,13 @@ static nnl_idx *read_idx(src *s, int as) {
   }
   long long got = src_read(s, hdr, 4);
   if (got < 0) return NULL;
-  if (got < 4) { nnl_set_error("%s: file too short (%lld bytes) for an IDX header: truncated or not IDX", name, got); return NULL; }
+  if (got < 4) {
+    nnl_set_error("%s: file too short (%lld bytes) for an IDX header: truncated or not IDX", name, got);
+    return NULL;
+  }
   if (hdr[0] || hdr[1]) {
-    nnl_set_error("%s: not an IDX file (starts with %02x %02x %02x %02x, expected 00 00 type ndim)", name, hdr[0], hdr[1], hdr[2], hdr[3]);
+    nnl_set_error("%s: not an IDX file (starts with %02x %02x %02x %02x, expected 00 00 type ndim)", name,
+                  hdr[0], hdr[1], hdr[2], hdr[3]);
     return NULL;
   }
   nnl_idx *x = calloc(1, sizeof *x);
@@ -190,7 +202,10 @@ static nnl_idx *read_idx(src *s, int as) {
   }
   got = src_read(s, hdr, 4 * (size_t)x->ndim);
   if (got < 0) goto fail;
-  if (got < 4 * x->ndim) { nnl_set_error("%s: truncated IDX header (%d dimensions need %d bytes)", name, x->ndim, 4 + 4 * x->ndim); goto fail; }
+  if (got < 4 * x->ndim) {
+    nnl_set_error("%s: truncated IDX header (%d dimensions need %d bytes)", name, x->ndim, 4 + 4 * x->ndim);
+    goto fail;
+  }
   uint64_t numel = 1;
   for (int i = 0; i < x->ndim; i++) {
     const uint8_t *p = hdr + 4 * i;
@@ -227,8 +242,8 @@ static nnl_idx *read_idx(src *s, int as) {
   got = src_read(s, &extra, 1);
   if (got != 0) {
     if (got > 0)
-      nnl_set_error("%s: trailing data after the %zu bytes of %s %s data (wrong dimensions or garbage)", name, nbytes,
-                    dims_str(x->dims, x->ndim, db, sizeof db), type_name(x->type));
+      nnl_set_error("%s: trailing data after the %zu bytes of %s %s data (wrong dimensions or garbage)",
+                    name, nbytes, dims_str(x->dims, x->ndim, db, sizeof db), type_name(x->type));
     free(raw);
     goto fail;
   }
@@ -247,7 +262,10 @@ nnl_idx *nnl_idx_parse(const void *buf, size_t len, const char *name, int as) {
   s.mem = buf;
   s.len = len;
   s.zip = len >= 2 && s.mem[0] == 0x1f && s.mem[1] == 0x8b;
-  if (s.zip && inflateInit2(&s.zs, 15 + 16) != Z_OK) { nnl_set_error("%s: out of memory", s.name); return NULL; }
+  if (s.zip && inflateInit2(&s.zs, 15 + 16) != Z_OK) {
+    nnl_set_error("%s: out of memory", s.name);
+    return NULL;
+  }
   nnl_idx *x = read_idx(&s, as);
   if (s.zip) inflateEnd(&s.zs);
   return x;
@@ -262,7 +280,10 @@ nnl_idx *nnl_idx_load(const char *path, int as) {
   s.name = path;
   errno = 0;
   s.gz = gzopen(path, "rb");
-  if (!s.gz) { nnl_set_error("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory"); return NULL; }
+  if (!s.gz) {
+    nnl_set_error("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    return NULL;
+  }
   gzbuffer(s.gz, 1u << 17);
   nnl_idx *x = read_idx(&s, as);
   gzclose(s.gz);
@@ -328,7 +349,10 @@ int nnl_idx_save(const char *path, int type, int ndim, const int64_t *dims, cons
   char db[200];
   size_t esz = nnl_idx_type_size(type);
   if (!esz) { nnl_set_error("%s: unknown IDX element type 0x%02x", name, type); return -1; }
-  if (ndim < 0 || ndim > NNL_IO_MAXDIM || (ndim && !dims)) { nnl_set_error("%s: ndim %d is not in 0..%d", name, ndim, NNL_IO_MAXDIM); return -1; }
+  if (ndim < 0 || ndim > NNL_IO_MAXDIM || (ndim && !dims)) {
+    nnl_set_error("%s: ndim %d is not in 0..%d", name, ndim, NNL_IO_MAXDIM);
+    return -1;
+  }
   uint64_t numel = 1;
   for (int i = 0; i < ndim; i++) {
     if (dims[i] < 0 || dims[i] > UINT32_MAX) {

@@ -33,7 +33,9 @@ static unsigned char *png_deflate(unsigned char *data, int len, int *out_len, in
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
 #define STBI_MAX_DIMENSIONS (1 << 16)
-#define STBI_MALLOC(n) malloc(n) /* callers free() what we return */
+/* calloc: stb 2.27 can read Huffman tables a corrupt JPEG never defined from memory it never set
+ * (fixed upstream in 2.28); zeroed, such a table decodes harmlessly. Callers free() our results. */
+#define STBI_MALLOC(n) calloc(1, n)
 #define STBI_REALLOC(p, n) realloc(p, n)
 #define STBI_FREE(p) free(p)
 #define STB_IMAGE_WRITE_STATIC
@@ -65,6 +67,48 @@ static const char *reason(void) {
   return r;
 }
 
+/* Byte i of p, or 0 past the end, as stb's reader returns. */
+static unsigned byte_at(const uint8_t *p, size_t n, size_t i) { return i < n ? p[i] : 0; }
+
+/* stb_image 2.27 (the one in Debian 12) writes past its Huffman tables when a DHT segment declares
+ * more than 256 codes; 2.28 rejects that. Walk the markers the way stb does (skip junk and fill
+ * bytes, segments by their length, entropy-coded data up to the next non-RST marker) and check every
+ * table stb would build. Where this walk and stb's part ways, stb has already failed. */
+static int jpeg_tables_ok(const uint8_t *p, size_t n) {
+  size_t i = 2; /* after SOI */
+  while (i < n) {
+    while (i < n && p[i] != 0xFF) i++;
+    while (i < n && p[i] == 0xFF) i++;
+    if (i >= n) break;
+    unsigned m = p[i++];
+    if (m == 0xD9) break; /* EOI: stb reads no further */
+    if ((m >= 0xD0 && m <= 0xD8) || m == 0x01) continue; /* markers without a length */
+    size_t len = (byte_at(p, n, i) << 8) | byte_at(p, n, i + 1);
+    if (m == 0xC4) {
+      long left = (long)len - 2;
+      size_t q = i + 2;
+      while (left > 0) {
+        unsigned tc = byte_at(p, n, q) >> 4, th = byte_at(p, n, q) & 15, total = 0;
+        if (tc > 1 || th > 3) break; /* stb rejects this table itself */
+        for (size_t k = 1; k <= 16; k++) total += byte_at(p, n, q + k);
+        if (total > 256) return 0;
+        q += 17 + total;
+        left -= 17 + (long)total;
+      }
+    }
+    i += len;
+    if (m == 0xDA) /* entropy-coded data: FF 00 is a data byte, RST markers sit inside it */
+      while (i + 1 < n) {
+        if (p[i] != 0xFF) { i++; continue; }
+        size_t k = i + 1;
+        while (k < n && p[k] == 0xFF) k++;
+        if (k < n && p[k] != 0 && (p[k] < 0xD0 || p[k] > 0xD7)) break;
+        i = k + 1;
+      }
+  }
+  return 1;
+}
+
 /* The format by signature, then that decoder's header. (stbi_info_from_memory tries every decoder in
  * turn, so its failure reason is always "unknown image type"; these static stb functions exist here
  * because the implementation is compiled into this file.) */
@@ -72,18 +116,29 @@ static int header_info(const uint8_t *buf, int len, int *w, int *h, int *c) {
   stbi__context s;
   stbi__start_mem(&s, buf, len);
   if (stbi__png_test(&s)) return stbi__png_info(&s, w, h, c);
-  if (stbi__jpeg_test(&s)) return stbi__jpeg_info(&s, w, h, c);
+  if (stbi__jpeg_test(&s)) {
+    if (!jpeg_tables_ok(buf, (size_t)len))
+      return stbi__err("bad DHT header (more than 256 codes)", "Corrupt JPEG");
+    return stbi__jpeg_info(&s, w, h, c);
+  }
   if (stbi__bmp_test(&s)) return stbi__bmp_info(&s, w, h, c);
   return stbi__err("unknown image type", "Image not of any known type, or corrupt");
 }
 
-uint8_t *nnl_image_decode(const void *buf, size_t len, const char *name, int channels, int *h, int *w, int *c) {
+uint8_t *nnl_image_decode(const void *buf, size_t len, const char *name, int channels, int *h, int *w,
+                          int *c) {
   const char *file = name ? name : "<memory>";
   if (!buf && len) { nnl_set_error("%s: NULL buffer", file); return NULL; }
   if (!h || !w || !c) { nnl_set_error("%s: NULL size output", file); return NULL; }
-  if (channels < 0 || channels > 4) { nnl_set_error("%s: channels must be 0..4, got %d", file, channels); return NULL; }
+  if (channels < 0 || channels > 4) {
+    nnl_set_error("%s: channels must be 0..4, got %d", file, channels);
+    return NULL;
+  }
   if (len == 0) { nnl_set_error("%s: cannot decode image: empty file", file); return NULL; }
-  if (len > INT_MAX) { nnl_set_error("%s: cannot decode image: file too large (%zu bytes)", file, len); return NULL; }
+  if (len > INT_MAX) {
+    nnl_set_error("%s: cannot decode image: file too large (%zu bytes)", file, len);
+    return NULL;
+  }
   int iw, ih, ic;
   /* read the header first so a crafted size cannot make the decoder allocate gigabytes */
   if (!header_info(buf, (int)len, &iw, &ih, &ic)) {
@@ -91,7 +146,8 @@ uint8_t *nnl_image_decode(const void *buf, size_t len, const char *name, int cha
     return NULL;
   }
   if (iw <= 0 || ih <= 0 || (long long)iw * ih > NNL_IMAGE_MAX_PIXELS) {
-    nnl_set_error("%s: image of %d x %d pixels is over the %lld-pixel limit", file, iw, ih, (long long)NNL_IMAGE_MAX_PIXELS);
+    nnl_set_error("%s: image of %d x %d pixels is over the %lld-pixel limit", file, iw, ih,
+                  (long long)NNL_IMAGE_MAX_PIXELS);
     return NULL;
   }
   /* stb reads missing BMP pixels as zeros; BMP is never compressed here, so a file too short for its
@@ -153,13 +209,15 @@ static int check_pixels(const char *file, const uint8_t *pixels, int h, int w, i
   }
   if (c < 1 || c > 4) { nnl_set_error("%s: image must have 1 to 4 channels, got %d", file, c); return -1; }
   if ((long long)h * w > NNL_IMAGE_MAX_PIXELS) {
-    nnl_set_error("%s: image of %d x %d pixels is over the %lld-pixel limit", file, h, w, (long long)NNL_IMAGE_MAX_PIXELS);
+    nnl_set_error("%s: image of %d x %d pixels is over the %lld-pixel limit", file, h, w,
+                  (long long)NNL_IMAGE_MAX_PIXELS);
     return -1;
   }
   return 0;
 }
 
-static void *encode(const char *file, const uint8_t *pixels, int h, int w, int c, int format, int quality, size_t *len) {
+static void *encode(const char *file, const uint8_t *pixels, int h, int w, int c, int format, int quality,
+                    size_t *len) {
   if (check_pixels(file, pixels, h, w, c)) return NULL;
   if (quality == 0) quality = 90;
   if (format == NNL_IMG_JPEG && (quality < 1 || quality > 100)) {

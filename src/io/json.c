@@ -133,7 +133,11 @@ static int put_codepoint(parser *P, unsigned cp) {
   unsigned char u[4];
   size_t n;
   if (cp < 0x80) { u[0] = (unsigned char)cp; n = 1; }
-  else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
+  else if (cp < 0x800) {
+    u[0] = (unsigned char)(0xC0 | (cp >> 6));
+    u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+    n = 2;
+  }
   else if (cp < 0x10000) {
     u[0] = (unsigned char)(0xE0 | (cp >> 12)); u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
     u[2] = (unsigned char)(0x80 | (cp & 0x3F)); n = 3;
@@ -220,7 +224,10 @@ static int parse_number(parser *P, nnl_json *v) {
   uint64_t mag = 0;
   if (q < end && *q == '-') { neg = 1; q++; }
   if (q >= end || *q < '0' || *q > '9') { P->p = q; fail_char(P, "a digit"); return -1; }
-  if (*q == '0' && q + 1 < end && q[1] >= '0' && q[1] <= '9') { fail(P, q, "leading zero in number"); return -1; }
+  if (*q == '0' && q + 1 < end && q[1] >= '0' && q[1] <= '9') {
+    fail(P, q, "leading zero in number");
+    return -1;
+  }
   while (q < end && *q >= '0' && *q <= '9') {
     unsigned d = (unsigned)(*q++ - '0');
     if (mag > (UINT64_MAX - d) / 10) overflow = 1;
@@ -341,7 +348,10 @@ static int parse_container(parser *P, nnl_json *v, int is_object) {
 
 static int literal(parser *P, const char *word, nnl_json_type t, nnl_json *v) {
   size_t n = strlen(word);
-  if ((size_t)(P->end - P->p) < n || memcmp(P->p, word, n)) { fail(P, P->p, "invalid literal (expected %s)", word); return -1; }
+  if ((size_t)(P->end - P->p) < n || memcmp(P->p, word, n)) {
+    fail(P, P->p, "invalid literal (expected %s)", word);
+    return -1;
+  }
   P->p += n;
   v->type = t;
   return 0;
@@ -432,12 +442,18 @@ char *nnl_json_quote(const char *s, size_t len, size_t *outlen) {
   size_t need = 2;
   for (size_t i = 0; i < len;) {
     unsigned char c = p[i];
-    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') { need += 2; i++; }
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+      need += 2;
+      i++;
+    }
     else if (c < 0x20) { need += 6; i++; }
     else if (c < 0x80) { need++; i++; }
     else {
       int n = utf8_seq(p + i, end);
-      if (!n) { nnl_set_error("string is not valid UTF-8 (bad byte 0x%02x at offset %zu)", c, i); return NULL; }
+      if (!n) {
+        nnl_set_error("string is not valid UTF-8 (bad byte 0x%02x at offset %zu)", c, i);
+        return NULL;
+      }
       need += (size_t)n;
       i += (size_t)n;
     }

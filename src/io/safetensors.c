@@ -207,18 +207,26 @@ static int parse_info(const char *file, const nnl_json *m, nnl_st_entry *e, span
   const nnl_json *dt = nnl_json_get(m, "dtype"), *sh = nnl_json_get(m, "shape"),
                  *off = nnl_json_get(m, "data_offsets");
   if (!dt || !sh || !off) {
-    nnl_set_error("%s: tensor '%s': missing \"%s\"", file, tn, !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+    nnl_set_error("%s: tensor '%s': missing \"%s\"", file, tn,
+                  !dt ? "dtype" : !sh ? "shape" : "data_offsets");
     return -1;
   }
-  if (dt->type != NNL_JSON_STRING) { nnl_set_error("%s: tensor '%s': \"dtype\" must be a string", file, tn); return -1; }
+  if (dt->type != NNL_JSON_STRING) {
+    nnl_set_error("%s: tensor '%s': \"dtype\" must be a string", file, tn);
+    return -1;
+  }
   e->dtype = nnl_st_dtype_from_name(dt->str);
   if (e->dtype < 0) {
     nnl_set_error("%s: tensor '%s': unknown dtype \"%s\"", file, tn, shown(dt->str, sb, sizeof sb));
     return -1;
   }
-  if (sh->type != NNL_JSON_ARRAY) { nnl_set_error("%s: tensor '%s': \"shape\" must be an array", file, tn); return -1; }
+  if (sh->type != NNL_JSON_ARRAY) {
+    nnl_set_error("%s: tensor '%s': \"shape\" must be an array", file, tn);
+    return -1;
+  }
   if (sh->len > NNL_IO_MAXDIM) {
-    nnl_set_error("%s: tensor '%s': shape has %zu dimensions (at most %d supported)", file, tn, sh->len, NNL_IO_MAXDIM);
+    nnl_set_error("%s: tensor '%s': shape has %zu dimensions (at most %d supported)", file, tn, sh->len,
+                  NNL_IO_MAXDIM);
     return -1;
   }
   e->ndim = (int)sh->len;
@@ -242,12 +250,15 @@ static int parse_info(const char *file, const nnl_json *m, nnl_st_entry *e, span
     return -1;
   }
   if (sp->end - sp->begin != want) {
-    nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] do not match shape %s of %s (%" PRIu64 " bytes)",
-                  file, tn, sp->begin, sp->end, shape_str(e->shape, e->ndim, sb, sizeof sb), dtypes[e->dtype].name, want);
+    nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] do not match shape %s of %s"
+                  " (%" PRIu64 " bytes)",
+                  file, tn, sp->begin, sp->end, shape_str(e->shape, e->ndim, sb, sizeof sb),
+                  dtypes[e->dtype].name, want);
     return -1;
   }
   if (sp->end > dlen) {
-    nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] are outside the data buffer (%zu bytes; truncated file?)",
+    nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] are outside the data buffer"
+                  " (%zu bytes; truncated file?)",
                   file, tn, sp->begin, sp->end, dlen);
     return -1;
   }
@@ -257,7 +268,10 @@ static int parse_info(const char *file, const nnl_json *m, nnl_st_entry *e, span
 
 static int parse_metadata(const char *file, const nnl_json *m, nnl_safetensors *st) {
   char kb[72];
-  if (m->type != NNL_JSON_OBJECT) { nnl_set_error("%s: \"__metadata__\" must be an object of strings", file); return -1; }
+  if (m->type != NNL_JSON_OBJECT) {
+    nnl_set_error("%s: \"__metadata__\" must be an object of strings", file);
+    return -1;
+  }
   st->meta = calloc(m->len ? m->len : 1, sizeof *st->meta);
   if (!st->meta) { nnl_set_error("%s: out of memory", file); return -1; }
   for (size_t i = 0; i < m->len; i++) {
@@ -283,20 +297,24 @@ static int check_coverage(const char *file, nnl_safetensors *st, span *sp, size_
   for (size_t i = 0; i < n; i++) {
     const char *tn = shown(st->entries[sp[i].idx].name, a, sizeof a);
     if (sp[i].begin > at) {
-      nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] leave a gap: bytes [%" PRIu64 ",%" PRIu64 ") belong to no tensor",
+      nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] leave a gap: bytes"
+                    " [%" PRIu64 ",%" PRIu64 ") belong to no tensor",
                     file, tn, sp[i].begin, sp[i].end, at, sp[i].begin);
       return -1;
     }
     if (sp[i].begin < at) {
-      nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] overlap tensor '%s' [%" PRIu64 ",%" PRIu64 "]",
-                    file, tn, sp[i].begin, sp[i].end, shown(st->entries[prev->idx].name, b, sizeof b), prev->begin, prev->end);
+      nnl_set_error("%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] overlap tensor '%s'"
+                    " [%" PRIu64 ",%" PRIu64 "]",
+                    file, tn, sp[i].begin, sp[i].end, shown(st->entries[prev->idx].name, b, sizeof b),
+                    prev->begin, prev->end);
       return -1;
     }
     if (sp[i].end > sp[i].begin) prev = &sp[i];
     at = sp[i].end;
   }
   if (at != dlen) {
-    nnl_set_error("%s: %" PRIu64 " bytes at the end of the data buffer belong to no tensor", file, (uint64_t)dlen - at);
+    nnl_set_error("%s: %" PRIu64 " bytes at the end of the data buffer belong to no tensor", file,
+                  (uint64_t)dlen - at);
     return -1;
   }
   return 0;
@@ -306,18 +324,22 @@ nnl_safetensors *nnl_st_parse(const void *buf, size_t len, const char *name, int
   const char *file = name ? name : "<memory>";
   if (!buf && len) { nnl_set_error("%s: NULL buffer", file); return NULL; }
   if (len < 8) {
-    nnl_set_error("%s: file too short (%zu bytes) to hold the 8-byte header length: truncated or not safetensors", file, len);
+    nnl_set_error("%s: file too short (%zu bytes) to hold the 8-byte header length:"
+                  " truncated or not safetensors",
+                  file, len);
     return NULL;
   }
   const uint8_t *b = buf;
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | b[i];
   if (hlen > NNL_ST_MAX_HEADER) {
-    nnl_set_error("%s: header length %" PRIu64 " is over the %u-byte limit: corrupt or not safetensors", file, hlen, NNL_ST_MAX_HEADER);
+    nnl_set_error("%s: header length %" PRIu64 " is over the %u-byte limit: corrupt or not safetensors", file,
+                  hlen, NNL_ST_MAX_HEADER);
     return NULL;
   }
   if (hlen > len - 8) {
-    nnl_set_error("%s: header length %" PRIu64 " is larger than the %zu bytes that follow it: truncated or not safetensors",
+    nnl_set_error("%s: header length %" PRIu64 " is larger than the %zu bytes that follow it:"
+                  " truncated or not safetensors",
                   file, hlen, len - 8);
     return NULL;
   }
@@ -461,7 +483,8 @@ typedef struct {
   uint64_t dlen;
 } plan;
 
-static int plan_make(plan *pl, const char *file, const nnl_st_entry *e, size_t n, const nnl_st_kv *meta, size_t nmeta) {
+static int plan_make(plan *pl, const char *file, const nnl_st_entry *e, size_t n, const nnl_st_kv *meta,
+                     size_t nmeta) {
   char nb[72], sb[200];
   memset(pl, 0, sizeof *pl);
   if ((n && !e) || (nmeta && !meta)) { nnl_set_error("%s: NULL entries or metadata", file); return -1; }
@@ -475,18 +498,33 @@ static int plan_make(plan *pl, const char *file, const nnl_st_entry *e, size_t n
     if (!t->name) { nnl_set_error("%s: tensor %zu has no name", file, i + 1); goto fail; }
     const char *tn = shown(t->name, nb, sizeof nb);
     uint64_t want;
-    if (!strcmp(t->name, "__metadata__")) { nnl_set_error("%s: tensor name \"__metadata__\" is reserved", file); goto fail; }
-    if (t->dtype < 0 || t->dtype >= NNL_ST_NDTYPES) { nnl_set_error("%s: tensor '%s': unknown dtype code %d", file, tn, t->dtype); goto fail; }
-    if (t->ndim < 0 || t->ndim > NNL_IO_MAXDIM) { nnl_set_error("%s: tensor '%s': ndim %d is not in 0..%d", file, tn, t->ndim, NNL_IO_MAXDIM); goto fail; }
+    if (!strcmp(t->name, "__metadata__")) {
+      nnl_set_error("%s: tensor name \"__metadata__\" is reserved", file);
+      goto fail;
+    }
+    if (t->dtype < 0 || t->dtype >= NNL_ST_NDTYPES) {
+      nnl_set_error("%s: tensor '%s': unknown dtype code %d", file, tn, t->dtype);
+      goto fail;
+    }
+    if (t->ndim < 0 || t->ndim > NNL_IO_MAXDIM) {
+      nnl_set_error("%s: tensor '%s': ndim %d is not in 0..%d", file, tn, t->ndim, NNL_IO_MAXDIM);
+      goto fail;
+    }
     for (int d = 0; d < t->ndim; d++)
-      if (t->shape[d] < 0) { nnl_set_error("%s: tensor '%s': negative size in shape %s", file, tn, shape_str(t->shape, t->ndim, sb, sizeof sb)); goto fail; }
+      if (t->shape[d] < 0) {
+        nnl_set_error("%s: tensor '%s': negative size in shape %s", file, tn,
+                      shape_str(t->shape, t->ndim, sb, sizeof sb));
+        goto fail;
+      }
     if (entry_bytes(t->shape, t->ndim, t->dtype, &want)) {
-      nnl_set_error("%s: tensor '%s': shape %s is too large", file, tn, shape_str(t->shape, t->ndim, sb, sizeof sb));
+      nnl_set_error("%s: tensor '%s': shape %s is too large", file, tn,
+                    shape_str(t->shape, t->ndim, sb, sizeof sb));
       goto fail;
     }
     if (t->nbytes != want) {
-      nnl_set_error("%s: tensor '%s': %zu bytes of data do not match shape %s of %s (%" PRIu64 " bytes)", file, tn,
-                    t->nbytes, shape_str(t->shape, t->ndim, sb, sizeof sb), dtypes[t->dtype].name, want);
+      nnl_set_error("%s: tensor '%s': %zu bytes of data do not match shape %s of %s (%" PRIu64 " bytes)",
+                    file, tn, t->nbytes, shape_str(t->shape, t->ndim, sb, sizeof sb), dtypes[t->dtype].name,
+                    want);
       goto fail;
     }
     if (want && !t->data) { nnl_set_error("%s: tensor '%s': NULL data", file, tn); goto fail; }
@@ -502,7 +540,10 @@ static int plan_make(plan *pl, const char *file, const nnl_st_entry *e, size_t n
     }
   qsort(pl->order, n, sizeof *pl->order, order_cmp);
   for (size_t i = 0; i < nmeta; i++) {
-    if (!meta[i].key || !meta[i].value) { nnl_set_error("%s: metadata entry %zu has a NULL key or value", file, i + 1); goto fail; }
+    if (!meta[i].key || !meta[i].value) {
+      nnl_set_error("%s: metadata entry %zu has a NULL key or value", file, i + 1);
+      goto fail;
+    }
     kv[i] = &meta[i];
   }
   qsort(kv, nmeta, sizeof *kv, kv_cmp);
@@ -715,7 +756,10 @@ int nnl_st_to_i64(int64_t *dst, const void *src, int dt, size_t n) {
   case NNL_ST_U64:
     for (size_t i = 0; i < n; i++) {
       uint64_t v = ld64(s, i);
-      if (v > INT64_MAX) { nnl_set_error("safetensors: U64 value %" PRIu64 " at element %zu does not fit in int64", v, i); return -1; }
+      if (v > INT64_MAX) {
+        nnl_set_error("safetensors: U64 value %" PRIu64 " at element %zu does not fit in int64", v, i);
+        return -1;
+      }
       dst[i] = (int64_t)v;
     }
     break;

@@ -148,13 +148,21 @@ static void col2im(float *dx, const float *col, const nnl_conv2d_dims *d, const 
 static void im2col_band(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g,
                         int oh0, int oh1, int par) {
   long rows = (long)g->Cg * d->KH;
-#pragma omp parallel for schedule(static) if (par && g->Kc * (oh1 - oh0) * g->OW > NNL_PAR_MIN)
+  if (!par || g->Kc * (oh1 - oh0) * g->OW <= NNL_PAR_MIN) {
+    im2col(col, x, d, g, oh0, oh1, 0, rows);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (long r = 0; r < rows; r++) im2col(col, x, d, g, oh0, oh1, r, r + 1);
 }
 
 static void col2im_band(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g,
                         int oh0, int oh1, int par) {
-#pragma omp parallel for schedule(static) if (par && g->Kc * (oh1 - oh0) * g->OW > NNL_PAR_MIN)
+  if (!par || g->Kc * (oh1 - oh0) * g->OW <= NNL_PAR_MIN) {
+    col2im(dx, col, d, g, oh0, oh1, 0, g->Cg);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int c = 0; c < g->Cg; c++) col2im(dx, col, d, g, oh0, oh1, c, c + 1);
 }
 
@@ -241,7 +249,7 @@ int nnl_conv2d_forward(float *y, const float *x, const float *weight, const floa
   if (T > 1) {
 #pragma omp parallel num_threads(T)
     {
-      float *col = ws + (size_t)omp_get_thread_num() * colsz;
+      float *col = colsz ? ws + (size_t)omp_get_thread_num() * colsz : NULL;
 #pragma omp for schedule(static)
       for (int n = 0; n < d->N; n++) forward_image(y, x, weight, bias, d, &g, col, n, 0);
     }
@@ -315,7 +323,7 @@ int nnl_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
   if (dbias) bias_backward(dbias, dy, d, g.P);
   size_t colsz = col_floats(&g), wsz = (size_t)d->F * g.Kc;
   if (T > 1) {
-    float *parts = ws + (size_t)T * colsz; /* (T-1, F, Kc) */
+    float *parts = dweight ? ws + (size_t)T * colsz : NULL; /* (T-1, F, Kc) */
 #pragma omp parallel num_threads(T)
     {
       int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -324,9 +332,9 @@ int nnl_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
         dw = t == 0 ? dweight : parts + (size_t)(t - 1) * wsz;
         if (t > 0) memset(dw, 0, wsz * sizeof(float));
       }
+      float *col = colsz ? ws + (size_t)t * colsz : NULL;
 #pragma omp for schedule(static)
-      for (int n = 0; n < d->N; n++)
-        backward_image(dx, dw, dy, x, weight, d, &g, ws + (size_t)t * colsz, n, 0);
+      for (int n = 0; n < d->N; n++) backward_image(dx, dw, dy, x, weight, d, &g, col, n, 0);
       if (dweight) { /* the loop's barrier has passed: fold the private sums in */
 #pragma omp for schedule(static)
         for (size_t i = 0; i < wsz; i++) {

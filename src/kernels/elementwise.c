@@ -132,6 +132,10 @@ static int64_t to_i64(double v) { /* saturating: a C cast out of range is undefi
 
 /* ---- binary ---- */
 
+static const char *binname[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+static const char *unname[] = {"neg", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sin",
+                               "cos", "rsqrt", "square", "sign", "floor", "ceil", "round", "recip"};
+
 /* Inlined with constant strides at each call below, so unit-stride rows vectorise. */
 static inline __attribute__((always_inline)) void binf_loop(nnl_binop op, float *o,
                                                             const float *a, const float *b,
@@ -228,7 +232,7 @@ int nnl_k_binary(nnl_binop op, nnl_tensor *out, const nnl_tensor *a, const nnl_t
       !nnl_k_check_shape("binary", "b", b, out->ndim, out->shape))
     return -1;
   if (out->dtype != NNL_F32 && (out->dtype != NNL_I64 || op == NNL_OP_DIV)) {
-    nnl_set_error("binary: op %d is not supported for %s tensors", (int)op,
+    nnl_set_error("%s: not supported for %s tensors (convert to float32 first)", binname[op],
                   nnl_dtype_name(out->dtype));
     return -1;
   }
@@ -240,21 +244,15 @@ int nnl_k_binary(nnl_binop op, nnl_tensor *out, const nnl_tensor *a, const nnl_t
   return 0;
 }
 
-typedef struct {
-  nnl_binop op;
-  float s;
-} powctx;
-
 /* x^2 and x^0.5 are common enough (and powf slow enough) to deserve their own loops. */
 static void powf_scalar_run(void *ctx, char **p, const int64_t *s, int64_t n) {
-  const powctx *c = ctx;
+  const float e = *(const float *)ctx;
   float *o = (float *)p[0];
   const float *a = (const float *)p[1];
-  if (c->s == 2.0f) {
+  if (e == 2.0f) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) o[i * s[0]] = a[i * s[1]] * a[i * s[1]];
   } else {
-#pragma omp simd
     for (int64_t i = 0; i < n; i++) o[i * s[0]] = sqrtf(a[i * s[1]]);
   }
 }
@@ -272,8 +270,7 @@ int nnl_k_binary_scalar(nnl_binop op, nnl_tensor *out, const nnl_tensor *a, doub
     const nnl_tensor *ops[2] = {out, a};
     nnl_k_iter it;
     nnl_k_iter_init(&it, 2, ops);
-    powctx c = {op, sf};
-    nnl_k_iter_run(&it, powf_scalar_run, &c, it.numel * 4);
+    nnl_k_iter_run(&it, powf_scalar_run, &sf, it.numel * 4);
     return 0;
   }
   return scalar_first ? nnl_k_binary(op, out, &sv, a) : nnl_k_binary(op, out, a, &sv);
@@ -295,7 +292,6 @@ static inline __attribute__((always_inline)) void unf_loop(nnl_unop op, float *o
   case NNL_OP_EXP: for (int64_t i = 0; i < n; i++) o[i * so] = expf(a[i * sa]); break;
   case NNL_OP_LOG: for (int64_t i = 0; i < n; i++) o[i * so] = logf(a[i * sa]); break;
   case NNL_OP_SQRT:
-#pragma omp simd
     for (int64_t i = 0; i < n; i++) o[i * so] = sqrtf(a[i * sa]);
     break;
   case NNL_OP_ABS:
@@ -311,7 +307,6 @@ static inline __attribute__((always_inline)) void unf_loop(nnl_unop op, float *o
   case NNL_OP_SIN: for (int64_t i = 0; i < n; i++) o[i * so] = sinf(a[i * sa]); break;
   case NNL_OP_COS: for (int64_t i = 0; i < n; i++) o[i * so] = cosf(a[i * sa]); break;
   case NNL_OP_RSQRT:
-#pragma omp simd
     for (int64_t i = 0; i < n; i++) o[i * so] = 1.0f / sqrtf(a[i * sa]);
     break;
   case NNL_OP_SQUARE:
@@ -365,7 +360,7 @@ int nnl_k_unary(nnl_unop op, nnl_tensor *out, const nnl_tensor *a) {
   int int_ok = op == NNL_OP_NEG || op == NNL_OP_ABS || op == NNL_OP_SQUARE || op == NNL_OP_SIGN ||
                op == NNL_OP_FLOOR || op == NNL_OP_CEIL || op == NNL_OP_ROUND;
   if (out->dtype != NNL_F32 && (out->dtype != NNL_I64 || !int_ok)) {
-    nnl_set_error("unary: op %d is not supported for %s tensors", (int)op,
+    nnl_set_error("%s: not supported for %s tensors (convert to float32 first)", unname[op],
                   nnl_dtype_name(out->dtype));
     return -1;
   }

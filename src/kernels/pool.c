@@ -6,13 +6,14 @@
 
 /* ---- max pooling ---- */
 
-/* The common 2x2 window, stride 2, no padding: four loads, three compares, no bounds checks. */
-static void maxpool_plane_2x2(float *y, int64_t *ind, const float *x, int H, int W, int OH,
-                              int OW) {
+/* The common 2x2 window, stride 2, no padding: four loads and three selects per output, written
+ * without branches so the loop vectorises (random data would mispredict every compare). */
+static void maxpool_plane_2x2(float *y, int64_t *ind, const float *x, int W, int OH, int OW) {
   for (int oh = 0; oh < OH; oh++) {
     const float *r0 = x + (long)(2 * oh) * W, *r1 = r0 + W;
     float *yr = y + (long)oh * OW;
     if (!ind) {
+#pragma omp simd
       for (int ow = 0; ow < OW; ow++) {
         float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], e = r1[2 * ow + 1];
         float m = a;
@@ -24,18 +25,24 @@ static void maxpool_plane_2x2(float *y, int64_t *ind, const float *x, int H, int
       continue;
     }
     int64_t *ir = ind + (long)oh * OW, base = (int64_t)(2 * oh) * W;
+#pragma omp simd
     for (int ow = 0; ow < OW; ow++) {
       float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], e = r1[2 * ow + 1];
       float m = a;
       int64_t k = 0;
-      if (b > m || b != b) m = b, k = 1;
-      if (c > m || c != c) m = c, k = W;
-      if (e > m || e != e) m = e, k = W + 1;
+      int sb = b > m || b != b;
+      m = sb ? b : m;
+      k = sb ? 1 : k;
+      int sc = c > m || c != c;
+      m = sc ? c : m;
+      k = sc ? W : k;
+      int se = e > m || e != e;
+      m = se ? e : m;
+      k = se ? W + 1 : k;
       yr[ow] = m;
       ir[ow] = base + 2 * ow + k;
     }
   }
-  (void)H;
 }
 
 /* Any window. The first element inside the image is taken unconditionally, so a window of -inf
@@ -74,7 +81,7 @@ void nnl_max_pool2d_forward(float *y, int64_t *indices, const float *x,
   for (long pl = 0; pl < planes; pl++) {
     int64_t *ind = indices ? indices + pl * P : NULL;
     if (fast)
-      maxpool_plane_2x2(y + pl * P, ind, x + pl * HW, d->H, d->W, OH, OW);
+      maxpool_plane_2x2(y + pl * P, ind, x + pl * HW, d->W, OH, OW);
     else
       maxpool_plane(y + pl * P, ind, x + pl * HW, d, OH, OW);
   }

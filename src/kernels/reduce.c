@@ -7,10 +7,11 @@
 #include <string.h>
 
 #define MAXT 256 /* per-thread partials live on the stack: no allocation */
-#ifndef TILE
-#define TILE 256
-#endif /* columns reduced together when the reduced dim is not innermost */
-#define MAXSPLIT 16 /* column sums split down the rows into at most this many partials */
+/* Columns reduced together when the reduced dim is not innermost: wide tiles read long
+ * contiguous pieces of each row, which is what keeps a column sum at memory speed. */
+#define TILE 1024
+#define MINTILE 64
+#define MAXSPLIT 16 /* narrow column sums split down the rows into at most this many parts */
 
 static const char *redname[] = {"sum", "mean", "max", "min", "prod", "argmax", "argmin", "std", "var"};
 
@@ -418,25 +419,29 @@ int nnl_k_reduce_dim(nnl_redop op, nnl_tensor *out, nnl_tensor *indices, const n
   }
 
   if (a->dtype == NNL_F32 && I > 1 && inner_contig) {
-    /* columns: each task reduces TILE neighbouring columns down the rows */
+    /* columns: tiles as wide as possible while there are enough for every thread */
     dims g = {0};
     for (int d = 0; d < dim; d++) dims_add(&g, a->shape[d], a->stride[d]);
-    const int64_t ntile = (I + TILE - 1) / TILE, W = O * ntile;
-    const int nt = work > NNL_PAR_MIN ? omp_get_max_threads() : 1;
-    if ((op == NNL_RED_SUM || op == NNL_RED_MEAN) && W < nt && W * 2 <= MAXSPLIT && R >= 64) {
-      /* too few tiles to keep the threads busy (bias gradients): split the rows too,
+    const int64_t nt = work > NNL_PAR_MIN ? omp_get_max_threads() : 1;
+    const int64_t per_o = (nt + O - 1) / O; /* tiles wanted per outer index */
+    int64_t tw = (I + per_o - 1) / per_o;
+    tw = tw < MINTILE ? MINTILE : tw > TILE ? TILE : (tw + 15) / 16 * 16;
+    const int64_t ntile = (I + tw - 1) / tw, W = O * ntile;
+    if ((op == NNL_RED_SUM || op == NNL_RED_MEAN) && W < nt && W * 2 <= MAXSPLIT &&
+        tw == MINTILE && R >= 64) {
+      /* still too few tiles (bias gradients of narrow layers): split the rows as well,
        * then add the partials in a fixed order */
-      int64_t P = nt / W < MAXSPLIT / W ? nt / W : MAXSPLIT / W;
-      double part[MAXSPLIT][TILE];
+      const int64_t P = nt / W < MAXSPLIT / W ? nt / W : MAXSPLIT / W;
+      double part[MAXSPLIT][MINTILE];
 #pragma omp parallel for schedule(static)
       for (int64_t task = 0; task < W * P; task++) {
-        int64_t w = task / P, p = task % P, o = w / ntile, i0 = (w % ntile) * TILE;
-        int64_t len = I - i0 < TILE ? I - i0 : TILE;
+        int64_t w = task / P, p = task % P, o = w / ntile, i0 = (w % ntile) * tw;
+        int64_t len = I - i0 < tw ? I - i0 : tw;
         colsum_f32(part[task], (const float *)A + dims_offset(&g, o) + i0, R * p / P,
                    R * (p + 1) / P, sr, len);
       }
       for (int64_t w = 0; w < W; w++) {
-        int64_t o = w / ntile, i0 = (w % ntile) * TILE, len = I - i0 < TILE ? I - i0 : TILE;
+        int64_t o = w / ntile, i0 = (w % ntile) * tw, len = I - i0 < tw ? I - i0 : tw;
         float *dst = (float *)OUT + o * I + i0;
         for (int64_t j = 0; j < len; j++) {
           double t = 0;
@@ -448,7 +453,7 @@ int nnl_k_reduce_dim(nnl_redop op, nnl_tensor *out, nnl_tensor *indices, const n
     }
 #pragma omp parallel for schedule(static) if(work > NNL_PAR_MIN)
     for (int64_t w = 0; w < W; w++) {
-      int64_t o = w / ntile, i0 = (w % ntile) * TILE, len = I - i0 < TILE ? I - i0 : TILE;
+      int64_t o = w / ntile, i0 = (w % ntile) * tw, len = I - i0 < tw ? I - i0 : tw;
       const float *base = (const float *)A + dims_offset(&g, o) + i0;
       tile_f32(op, OUT + (o * I + i0) * osz, IND ? IND + o * I + i0 : NULL, base, R, sr, len,
                correction);

@@ -6,7 +6,8 @@ local core = require "nnlua.core"
 ---@param fn fun(...): any   returns a tensor; its weighted sum is the scalar checked
 ---@param inputs table       list of float32 tensors (those with requires_grad are checked)
 ---@param opts? {eps: number, atol: number, rtol: number, raise: boolean}
----@return boolean ok, number max_err, string? message
+---@return boolean ok, number worst, string? message  worst: largest |analytic - numeric| / tolerance
+---   (at most 1 when ok); message names the worst element when not ok
 local function gradcheck(fn, inputs, opts)
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 1e-2, opts.rtol or 1e-2
@@ -32,8 +33,8 @@ local function gradcheck(fn, inputs, opts)
   for k, x in ipairs(inputs) do
     if core.is_tensor(x) and x:is_requires_grad() then
       local g = x.grad
-      local flat = x:detach():view(-1) -- shares memory with x (contiguous inputs)
       if not x:is_contiguous() then error("gradcheck: input " .. k .. " must be contiguous", 2) end
+      local flat = x:detach():view(-1) -- shares memory with x
       for i = 1, flat:numel() do
         local orig = flat[i]
         flat[i] = orig + eps
@@ -45,11 +46,11 @@ local function gradcheck(fn, inputs, opts)
         local ana = g and g:view(-1)[i] or 0
         local err = math.abs(num - ana)
         local tol = atol + rtol * math.abs(num)
-        if err / tol > worst then worst = err / tol end
-        if err > tol and not msg then
+        if err > tol and err / tol > worst then -- report the worst element
           msg = string.format("gradcheck: input %d element %d: analytic %.6g vs numeric %.6g (diff %.3g)",
             k, i, ana, num, err)
         end
+        if err / tol > worst then worst = err / tol end
       end
     end
   end

@@ -1,0 +1,10 @@
+-- MaxPool2d.lua: 2-d max pooling over (N, C, H, W); MaxPool2d(kernel_size, {stride =
+-- kernel_size, padding = 0}). The argmax is saved in C for the backward.
+local nn = require "nnlua"
+local Pool2d = require "nnlua.nn._Pool2d"
+
+local MaxPool2d = Pool2d:extend("MaxPool2d")
+
+function MaxPool2d:forward(x) return self:forward_with(nn.F.max_pool2d, x) end
+
+return MaxPool2d

@@ -1,0 +1,10 @@
+-- ReLU.lua: max(0, x) elementwise, nn.F.relu as a module (no parameters).
+-- Use it as a layer of a Sequential; the gradient is computed in C.
+local nn = require "nnlua"
+local Module = require "nnlua.nn.Module"
+
+local ReLU = Module:extend("ReLU")
+
+function ReLU:forward(x) return nn.F.relu(x) end
+
+return ReLU

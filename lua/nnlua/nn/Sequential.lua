@@ -1,0 +1,72 @@
+-- Sequential.lua: children run in order, each output feeding the next. Children are named
+-- "0", "1", ... as in PyTorch (state-dict keys "0.weight"); seq[i] is the i-th (1-based).
+local Module = require "nnlua.nn.Module"
+
+local Sequential = Module:extend("Sequential")
+
+--- Sequential{m1, m2, ...} or Sequential(m1, m2, ...); a named child is {"name", module}.
+function Sequential:init(first, ...)
+  local list = { first, ... }
+  if type(first) == "table" and not Module.is_module(first) and select("#", ...) == 0 then list = first end
+  for i, m in ipairs(list) do
+    if Module.is_module(m) then
+      self:add_module(tostring(#self._child_names), m)
+    elseif type(m) == "table" and type(m[1]) == "string" and Module.is_module(m[2]) then
+      self:add_module(m[1], m[2])
+    else
+      error(string.format("Sequential: element %d is a %s, expected a Module or {name, Module}", i, type(m)), 3)
+    end
+  end
+end
+
+--- append(m): adds m at the end; returns self.
+function Sequential:add(m)
+  self:add_module(tostring(#self._child_names), m)
+  return self
+end
+Sequential.append = Sequential.add
+
+-- Runs child i, prefixing its error with where it happened.
+local function run(self, i, m, ...)
+  local ok, out = pcall(m, ...)
+  if not ok then
+    if type(out) == "string" then
+      out = string.format("in module %d (%s) of %s: %s", i, m.__name, self.__name, out)
+    end
+    error(out, 0)
+  end
+  return out
+end
+
+function Sequential:forward(x, ...)
+  local names, children = self._child_names, self._children
+  for i = 1, #names do
+    if i == 1 then x = run(self, i, children[names[i]], x, ...)
+    else x = run(self, i, children[names[i]], x) end
+  end
+  return x
+end
+
+local function position(self, i)
+  local n = #self._child_names
+  if i < 0 then i = i + n + 1 end
+  if i >= 1 and i <= n then return self._child_names[i] end
+end
+
+Sequential.__len = function(self) return #self._child_names end
+Sequential.__getitem = function(self, i)
+  local name = position(self, i)
+  return name and self._children[name]
+end
+Sequential.__setitem = function(self, i, m)
+  local name = position(self, i)
+  if not name then
+    error(string.format("%s: index %d out of range (%d modules)", self.__name, i, #self._child_names), 3)
+  end
+  if not Module.is_module(m) then
+    error(string.format("%s: cannot assign a %s at index %d (Module expected)", self.__name, type(m), i), 3)
+  end
+  self._children[name] = m
+end
+
+return Sequential

@@ -1,0 +1,169 @@
+-- lr_scheduler.lua: learning-rate schedules that set opt.param_groups[i].lr once per epoch,
+-- with PyTorch's closed forms: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR.
+local M = {}
+
+local LRScheduler = {}
+LRScheduler.__index = LRScheduler
+LRScheduler.__name = "LRScheduler"
+
+local function construct(cls, ...)
+  local self = setmetatable({}, cls)
+  self:init(...)
+  return self
+end
+
+function LRScheduler:extend(name)
+  local cls = { __name = name, super = self }
+  cls.__index = cls
+  return setmetatable(cls, { __index = self, __call = construct })
+end
+M.LRScheduler = LRScheduler
+
+local function check_options(name, opts, known, required)
+  if opts ~= nil and type(opts) ~= "table" then error(name .. ": options must be a table", 4) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not known[k] then error(string.format("%s: unknown option '%s'", name, tostring(k)), 4) end
+  end
+  for _, k in ipairs(required or {}) do
+    if opts[k] == nil then error(string.format("%s: option %s is required", name, k), 4) end
+  end
+  return opts
+end
+
+--- Common setup: base_lrs from each group's initial_lr (set from lr when starting fresh), then the
+--- first step puts the epoch-0 rate in place, as PyTorch does on construction.
+function LRScheduler:init(optimizer, opts, known, required)
+  local name = self.__name
+  if type(optimizer) ~= "table" or type(optimizer.param_groups) ~= "table" then
+    error(name .. ": an optimizer (with param_groups) is expected as the first argument", 3)
+  end
+  known = known or {}
+  known.last_epoch = true
+  opts = check_options(name, opts, known, required)
+  self.optimizer = optimizer
+  local last_epoch = opts.last_epoch or -1
+  for i, g in ipairs(optimizer.param_groups) do
+    if last_epoch == -1 then
+      if g.initial_lr == nil then g.initial_lr = g.lr end
+    elseif g.initial_lr == nil then
+      error(string.format("%s: param 'initial_lr' is not specified in param_groups[%d] when resuming an optimizer",
+                          name, i), 3)
+    end
+  end
+  self.base_lrs = {}
+  for i, g in ipairs(optimizer.param_groups) do self.base_lrs[i] = g.initial_lr end
+  self.last_epoch = last_epoch
+  return opts
+end
+
+--- step(): advance one epoch and set every group's lr to the schedule's value.
+function LRScheduler:step()
+  self.last_epoch = self.last_epoch + 1
+  local lrs = {}
+  for i, g in ipairs(self.optimizer.param_groups) do
+    lrs[i] = self:closed_form(self.base_lrs[i], self.last_epoch)
+    g.lr = lrs[i]
+  end
+  self._last_lr = lrs
+end
+
+--- get_last_lr() -> list of the rates last set, one per parameter group.
+function LRScheduler:get_last_lr()
+  return table.move(self._last_lr, 1, #self._last_lr, 1, {})
+end
+
+--- state_dict(): every field but the optimizer (numbers and lists of numbers).
+function LRScheduler:state_dict()
+  local sd = {}
+  for k, v in pairs(self) do
+    if k ~= "optimizer" then sd[k] = type(v) == "table" and table.move(v, 1, #v, 1, {}) or v end
+  end
+  return sd
+end
+
+function LRScheduler:load_state_dict(sd)
+  if type(sd) ~= "table" then error(self.__name .. ".load_state_dict: table expected", 2) end
+  for k, v in pairs(sd) do
+    if k ~= "optimizer" then self[k] = type(v) == "table" and table.move(v, 1, #v, 1, {}) or v end
+  end
+end
+
+local function positive_int(name, k, v)
+  if math.type(v) ~= "integer" or v < 1 then
+    error(string.format("%s: %s must be a positive integer, got %s", name, k, tostring(v)), 4)
+  end
+end
+
+local function number(name, k, v)
+  if type(v) ~= "number" then error(string.format("%s: %s must be a number, got %s", name, k, tostring(v)), 4) end
+end
+
+--- StepLR(opt, {step_size =, gamma = 0.1}): lr = base * gamma ^ floor(epoch / step_size)
+local StepLR = LRScheduler:extend("StepLR")
+function StepLR:init(optimizer, opts)
+  opts = LRScheduler.init(self, optimizer, opts, { step_size = true, gamma = true }, { "step_size" })
+  positive_int("StepLR", "step_size", opts.step_size)
+  self.step_size, self.gamma = opts.step_size, opts.gamma or 0.1
+  number("StepLR", "gamma", self.gamma)
+  self:step()
+end
+function StepLR:closed_form(base, epoch)
+  return base * self.gamma ^ (epoch // self.step_size)
+end
+M.StepLR = StepLR
+
+--- MultiStepLR(opt, {milestones = {30, 80}, gamma = 0.1}): lr = base * gamma ^ (number of
+--- milestones <= epoch)
+local MultiStepLR = LRScheduler:extend("MultiStepLR")
+function MultiStepLR:init(optimizer, opts)
+  opts = LRScheduler.init(self, optimizer, opts, { milestones = true, gamma = true }, { "milestones" })
+  if type(opts.milestones) ~= "table" then error("MultiStepLR: milestones must be a list of epochs", 3) end
+  local ms = {}
+  for i, m in ipairs(opts.milestones) do
+    if math.type(m) ~= "integer" then error("MultiStepLR: milestones must be integers, got " .. tostring(m), 3) end
+    ms[i] = m
+  end
+  table.sort(ms)
+  self.milestones, self.gamma = ms, opts.gamma or 0.1
+  number("MultiStepLR", "gamma", self.gamma)
+  self:step()
+end
+function MultiStepLR:closed_form(base, epoch)
+  local n = 0
+  for _, m in ipairs(self.milestones) do
+    if m <= epoch then n = n + 1 end
+  end
+  return base * self.gamma ^ n
+end
+M.MultiStepLR = MultiStepLR
+
+--- ExponentialLR(opt, {gamma =}): lr = base * gamma ^ epoch
+local ExponentialLR = LRScheduler:extend("ExponentialLR")
+function ExponentialLR:init(optimizer, opts)
+  opts = LRScheduler.init(self, optimizer, opts, { gamma = true }, { "gamma" })
+  number("ExponentialLR", "gamma", opts.gamma)
+  self.gamma = opts.gamma
+  self:step()
+end
+function ExponentialLR:closed_form(base, epoch)
+  return base * self.gamma ^ epoch
+end
+M.ExponentialLR = ExponentialLR
+
+--- CosineAnnealingLR(opt, {T_max =, eta_min = 0}):
+--- lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2
+local CosineAnnealingLR = LRScheduler:extend("CosineAnnealingLR")
+function CosineAnnealingLR:init(optimizer, opts)
+  opts = LRScheduler.init(self, optimizer, opts, { T_max = true, eta_min = true }, { "T_max" })
+  positive_int("CosineAnnealingLR", "T_max", opts.T_max)
+  self.T_max, self.eta_min = opts.T_max, opts.eta_min or 0
+  number("CosineAnnealingLR", "eta_min", self.eta_min)
+  self:step()
+end
+function CosineAnnealingLR:closed_form(base, epoch)
+  return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+end
+M.CosineAnnealingLR = CosineAnnealingLR
+
+return M
