@@ -128,6 +128,17 @@ describe("backward", function()
     assert.is_true(math.abs(s.grad:item() - (6 + 6 + 90)) < 1e-4)
   end)
 
+  it("max and min: a full reduction shares the gradient among ties, as PyTorch", function()
+    local x = nn.tensor{{1, 3, 3}, {0, 3, 2}}:requires_grad()
+    x:max():backward()
+    assert.is_true(same(x.grad, {{0, 1 / 3, 1 / 3}, {0, 1 / 3, 0}}))
+    local y = nn.tensor{{1, 3, 3}, {0, 0, 2}}:requires_grad()
+    local v, i = y:min(2)
+    assert.is_true(same(i:float(), {1, 1}))
+    ;(v * nn.tensor{10, 20}):sum():backward() -- along a dim: to the returned index
+    assert.is_true(same(y.grad, {{10, 0, 0}, {20, 0, 0}}))
+  end)
+
   it("handles a long chain without recursion limits", function()
     local x = nn.tensor{1, 2}:requires_grad()
     local y = x

@@ -70,6 +70,10 @@ describe("errors", function()
       {function() return x:item() end, "item: only a tensor with one element can be converted to a number, got size %[2,3%]"},
       {function() return x:clamp(1, 0) end, "clamp: min 1 is greater than max 0"},
       {function() return nn.one_hot(I{1}, 0) end, "one_hot: num_classes must be positive, got 0"},
+      {function() return nn.zeros(1e6, 1e6) end, "zeros: out of memory: cannot allocate 3814697.3 MB for a float32 tensor of size %[1000000,1000000%]"},
+      {function() return nn.ones(1e6, 1e6, 1e6, 1e6, 1e6) end, "ones: size %[1000000,1000000,1000000,1000000,1000000%] is too large"},
+      {function() return nn.zeros(1, 1):expand(1e15, 1e15) end, "expand: size %[1000000000000000,1000000000000000%] is too large"},
+      {function() return x:reshape(1e18, 2e18) end, "reshape: shape %[1000000000000000000,2000000000000000000%] is invalid for input of size 6"},
     }
   end)
 

@@ -99,6 +99,10 @@ local cases = {
   {"matmul batch 1 @ batch 3", function(a, b) return nn.matmul(a, b) end, function() return {R(1, 2, 3), R(3, 3, 2)} end},
   {"matmul batch 3 @ batch 1", function(a, b) return nn.matmul(a, b) end, function() return {R(3, 2, 3), R(1, 3, 2)} end},
   {"matmul transposed", function(a, b) return nn.matmul(a:t(), b:t()) end, function() return {R(3, 2), R(4, 3)} end},
+  {"matmul 3-D permuted", function(a, b) return nn.matmul(a:permute(1, 3, 2), b:permute(2, 1, 3)) end,
+    function() return {R(3, 4, 2), R(4, 3, 5)} end},
+  {"matmul 3-D strided @ 2-D", function(a, w) return nn.matmul(a:transpose(1, 2), w) end,
+    function() return {R(2, 3, 4), R(4, 5)} end},
   -- indexing
   {"index_select", function(a) return a:index_select(1, I{2, 1, 2}) end, function() return {R(2, 3)} end},
   {"index_select dim 2", function(a) return a:index_select(2, I{3, 3}) end, function() return {R(2, 3)} end},
@@ -107,7 +111,9 @@ local cases = {
   {"scatter_add larger src", function(a, s) return a:scatter_add(1, I{{2, 1}}, s) end, function() return {R(2, 3), R(2, 3)} end},
   -- views and copies
   {"view", function(a) return a:view(3, 2) end, function() return {R(2, 3)} end},
+  {"view of a strided tensor", function(a) return a:transpose(1, 2):view(3, 2, 2, 2) end, function() return {R(2, 3, 4)} end},
   {"reshape", function(a) return a:t():reshape(6) end, function() return {R(2, 3)} end},
+  {"reshape as a view", function(a) return a:narrow(3, 1, 2):reshape(6, 2) end, function() return {R(2, 3, 4)} end},
   {"transpose", function(a) return a:transpose(1, 3) end, function() return {R(2, 3, 2)} end},
   {"permute", function(a) return a:permute(3, 1, 2) end, function() return {R(2, 3, 4)} end},
   {"narrow", function(a) return a:narrow(2, 2, 2) end, function() return {R(2, 3)} end},

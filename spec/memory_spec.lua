@@ -110,6 +110,22 @@ describe("memory", function()
     assert.are.equal(base, nn.memory_allocated())
   end)
 
+  it("exits cleanly after parallel work (the module outlives its OpenMP threads)", function()
+    -- lua_close() unloads C modules; unloading libgomp under live worker threads crashed
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath),
+      "local nn = require 'nnlua'\nnn.set_num_threads(2)\n",
+      "local a = nn.rand(1000000)\nlocal _ = (a + a):sum()\n")
+    f:close()
+    for _ = 1, 4 do
+      local ok, how, status = os.execute("lua5.4 " .. script .. " >/dev/null 2>&1")
+      assert.is_true(ok == true and how == "exit" and status == 0,
+        ("the process ended by %s %s"):format(tostring(how), tostring(status)))
+    end
+    os.remove(script)
+  end)
+
   it("raises a Lua error for an allocation that cannot succeed", function()
     settle()
     local base = nn.memory_allocated()

@@ -269,6 +269,10 @@ describe("containers", function()
     local outer = nn.Sequential{ nn.Identity(), s }
     e = errmsg(outer, nn.randn(2, 4))
     assert.matches("^in module 2 %(Sequential%) of Sequential: in module 3 %(Linear%) of Sequential: ", e)
+    if not nn.F.conv2d then return pending("nn.F.conv2d is not available yet") end
+    local cnn = nn.Sequential{ nn.Conv2d(1, 4, 3, { padding = 1 }), nn.ReLU(), nn.Conv2d(3, 8, 3) }
+    assert.are.equal("in module 3 (Conv2d) of Sequential: conv2d: input has 4 channels but weight expects 3 "
+                     .. "(weight [8,3,3,3], groups 1, input [2,4,8,8])", errmsg(cnn, nn.randn(2, 1, 8, 8)))
   end)
 
   it("ModuleList registers and indexes its modules", function()
@@ -379,11 +383,13 @@ describe("layers", function()
     assert.are.equal(2, bn.num_batches_tracked:item())
     assert.are.equal(0, max_diff(before, bn.running_mean))
     assert.matches("BatchNorm2d: expected 4D input %(got 2D input%)", errmsg(bn, nn.randn(2, 2)))
+    -- momentum = false: the running mean is the plain average of the batch means
     local cum = nn.BatchNorm1d(2, { momentum = false })
-    cum(nn.randn(5, 2))
-    local x2 = nn.randn(5, 2)
+    local x1, x2 = nn.randn(5, 2), nn.randn(5, 2) + 3
+    cum(x1)
     cum(x2)
-    assert(cum.running_mean:size(1) == 2)
+    assert(max_diff(cum.running_mean, (x1:mean(1) + x2:mean(1)) * 0.5) < 1e-5)
+    assert.matches("momentum=false", tostring(cum))
   end)
 
   it("activations and losses run through nn.F", function()

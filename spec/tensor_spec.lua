@@ -84,6 +84,8 @@ describe("creation", function()
   it("linspace and eye", function()
     assert.is_true(same(nn.linspace(0, 1, 5), {0, 0.25, 0.5, 0.75, 1}))
     assert.are.equal(1, nn.linspace(0, 1, 3)[3]) -- the end point exactly
+    assert.is_true(same(nn.linspace(2, 5, 1), {2})) -- one step: the start, as PyTorch
+    assert.are.same({0}, nn.linspace(0, 1, 0):size())
     assert.are.equal("int64", nn.linspace(0, 4, 5, "int64"):dtype())
     assert.is_true(same(nn.eye(2, 3), {{1, 0, 0}, {0, 1, 0}}))
     assert.is_true(same(nn.eye(2), {{1, 0}, {0, 1}}))
@@ -113,6 +115,10 @@ describe("creation", function()
     for k = 1, 10 do seen[p[k]] = true end
     for k = 1, 10 do assert.is_true(seen[k], "randperm misses " .. k) end -- 1-based
     assert.are.equal("float32", nn.randperm(3, "float32"):dtype())
+    local wide = nn.randint(math.mininteger, math.maxinteger, {1000}) -- range beyond int64
+    assert.is_true(wide:min():item() < -2 ^ 61 and wide:max():item() > 2 ^ 61)
+    assert.are.equal(wide[wide:argmin():item()], wide:min():item()) -- exact, not via a double
+    assert.are.equal(wide[wide:argmax():item()], wide:max():item())
     assert.matches("rand: dtype must be float32, got int64", errmsg(nn.rand, 2, "int64"))
     assert.matches("randint: empty range %[5, 5%)", errmsg(nn.randint, 5, 5, {2}))
   end)
@@ -197,10 +203,30 @@ describe("views share storage", function()
     assert.are.equal(10, x[1])
     -- reshape of a non-contiguous view copies; view refuses
     local t = x:view(2, 3):t()
-    assert.matches("view: tensor of size %[3,2%] is not contiguous", errmsg(function() return t:view(6) end))
+    assert.matches("view: cannot view a tensor of size %[3,2%] %(not contiguous%) as size %[6%]", errmsg(function() return t:view(6) end))
     local c = t:reshape(6)
     assert.is_true(same(c, {10, 4, 2, 5, 3, 60}))
     assert.matches("view: shape %[4,2%] is invalid for input of size 6", errmsg(function() return x:view(4, 2) end))
+  end)
+
+  it("view works on strided tensors whenever strides allow, as PyTorch", function()
+    local x = nn.arange(24):view(2, 3, 4)
+    local t = x:transpose(1, 2) -- [3,2,4], strides 4,12,1
+    local v = t:view(3, 2, 2, 2)
+    assert.are.same({4, 12, 2, 1}, v:stride())
+    v:set(-5, 2, 2, 1, 2)
+    assert.are.equal(-5, x:get(2, 2, 2))
+    assert.matches("view: cannot view a tensor of size %[3,2,4%] %(not contiguous%) as size %[6,4%]",
+      errmsg(function() return t:view(6, 4) end))
+    local n = x:narrow(3, 1, 2) -- [2,3,2], strides 12,4,1
+    assert.are.same({6, 2}, n:view(6, 2):size())
+    assert.matches("cannot view", errmsg(function() return n:view(2, 6) end))
+    local r = n:reshape(2, 6) -- copies where a view is impossible
+    r:fill_(0)
+    assert.are.equal(1, x:get(1, 1, 2))
+    local s = x:narrow(1, 2, 1):reshape(12) -- a view when possible: shares storage
+    s[1] = 100
+    assert.are.equal(100, x:get(2, 1, 1))
   end)
 
   it("transpose, permute, t", function()
@@ -268,6 +294,29 @@ describe("views share storage", function()
     local k = x:clone()
     k:fill_(0)
     assert.are.equal(100, x:get(1, 1))
+  end)
+end)
+
+describe("copy_", function()
+  it("copies with broadcasting and dtype conversion into any view", function()
+    local d = nn.zeros(3, 4):narrow(2, 2, 2)
+    d:copy_(nn.tensor({{1, 2}, {3, 4}, {5, 6}}, "int64"))
+    assert.is_true(same(d, {{1, 2}, {3, 4}, {5, 6}}))
+    local e = nn.zeros(2, 3):t()
+    e:copy_(nn.tensor{7, 8})
+    assert.is_true(same(e, {{7, 8}, {7, 8}, {7, 8}}))
+  end)
+
+  it("reads all of an overlapping source before writing", function()
+    local x = nn.arange(9):float():view(3, 3)
+    x:copy_(x:t())
+    assert.is_true(same(x, {{0, 3, 6}, {1, 4, 7}, {2, 5, 8}}))
+    local y = nn.arange(5):float()
+    y:narrow(1, 2, 4):copy_(y:narrow(1, 1, 4))
+    assert.is_true(same(y, {0, 0, 1, 2, 3}))
+    local z = nn.arange(5):float()
+    z:narrow(1, 1, 4):copy_(z:narrow(1, 2, 4))
+    assert.is_true(same(z, {1, 2, 3, 4, 4}))
   end)
 end)
 
@@ -491,7 +540,11 @@ describe("reductions", function()
 
   it("bad dims and empty tensors are errors", function()
     assert.matches("sum: dimension 3 out of range %(expected 1 to 2, or %-2 to %-1%)", errmsg(function() return y:sum(3) end))
-    assert.matches("max: cannot reduce an empty dimension", errmsg(function() return nn.zeros(0):max() end))
+    assert.matches("max: cannot reduce an empty tensor", errmsg(function() return nn.zeros(0):max() end))
+    assert.matches("argmin: cannot reduce dimension 2 of size 0", errmsg(function() return nn.zeros(2, 0):argmin(2) end))
+    assert.are.same({0}, nn.zeros(2, 0):max(1):size()) -- an empty result is fine
+    assert.are.equal(0, nn.zeros(0):sum():item())
+    assert.is_true(nn.zeros(0):mean():item() ~= nn.zeros(0):mean():item()) -- NaN, as PyTorch
   end)
 end)
 

@@ -17,6 +17,7 @@ local lazy = {
 for _, name in ipairs(require("nnlua.nn").names) do lazy[name] = "nnlua.nn." .. name end
 lazy.init = "nnlua.nn_init"
 lazy.optim = "nnlua.optim"
+lazy.utils = lazy.utils or "nnlua.utils.clip_grad" -- nn.utils.clip_grad_norm (until a utils/init.lua)
 setmetatable(nn, {
   __index = function(t, k)
     local path = lazy[k]

@@ -57,10 +57,14 @@ function plot.format_tick(v, step)
     local s = ("%.2e"):format(v):gsub("%.?0+e", "e"):gsub("e%+0*", "e"):gsub("e%-0*", "e-")
     return s
   end
-  local d = step and math.max(0, -math.floor(math.log(step, 10) + 1e-9)) or 3
-  if step and step / 10 ^ math.floor(math.log(step, 10) + 1e-9) > 1.0001
-    and step / 10 ^ math.floor(math.log(step, 10) + 1e-9) < 2.4999 then
-    d = d + 1 -- steps of 2.5, 0.25 ...
+  -- the fewest decimals that show the step exactly (0.25 -> 2, 0.5 -> 1, 500 -> 0)
+  local d = 3
+  if step then
+    for k = 0, 10 do
+      local m = step * 10 ^ k
+      d = k
+      if math.abs(m - math.floor(m + 0.5)) < 1e-6 * math.max(1, m) then break end
+    end
   end
   local s = ("%." .. math.min(d, 10) .. "f"):format(v)
   if s:find("%.") then s = s:gsub("0+$", ""):gsub("%.$", "") end
@@ -237,6 +241,28 @@ function plot.ema(values, alpha)
   for i, v in ipairs(values) do
     if finite(v) then m = m and m + alpha * (v - m) or v end
     out[i] = m
+  end
+  return out
+end
+
+--- smooth(values, window) -> centred moving average over `window` points (no lag, unlike ema);
+--- the window shrinks near the ends. Non-finite values are skipped.
+function plot.smooth(values, window)
+  values = list(values, "values")
+  local n = #values
+  window = math.max(1, math.floor(window or math.max(1, n // 50)))
+  local csum, ccount = { [0] = 0 }, { [0] = 0 }
+  for i = 1, n do
+    local v = values[i]
+    local ok = finite(v)
+    csum[i] = csum[i - 1] + (ok and v or 0)
+    ccount[i] = ccount[i - 1] + (ok and 1 or 0)
+  end
+  local out, h = {}, window // 2
+  for i = 1, n do
+    local lo, hi = math.max(0, i - h - 1), math.min(n, i - h - 1 + window)
+    local c = ccount[hi] - ccount[lo]
+    out[i] = c > 0 and (csum[hi] - csum[lo]) / c or 0 / 0
   end
   return out
 end

@@ -688,6 +688,10 @@ static void test_image(void) {
     png[17] = 1; /* 0x12EE0 wide: beyond stb's dimension cap */
     EXPECT_ERR(nnl_image_decode(png, len, "wide.png", 0, &h, &w, &c) != NULL,
                "wide.png: cannot decode image: too large");
+    png[17] = 0;
+    png[33] = 0x7F; /* the IDAT chunk claims 2 GB */
+    EXPECT_ERR(nnl_image_decode(png, len, "idat.png", 0, &h, &w, &c) != NULL,
+               "idat.png: cannot decode image: chunk extends past the end of the file");
     free(png);
   }
   uint8_t *jpg = nnl_image_encode(grad, 32, 48, 3, NNL_IMG_JPEG, 80, &len);

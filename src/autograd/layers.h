@@ -60,4 +60,57 @@ nnl_tensor *nnl_embedding(nnl_tensor *idx, nnl_tensor *w, int64_t padding_idx);
 /* Merge dims start..end (0-based, inclusive) into one; a view when x is contiguous. */
 nnl_tensor *nnl_flatten(nnl_tensor *x, int start_dim, int end_dim);
 
+/* ---- spatial layers (spatial_ops.c) ----
+ * x: float32 (N, C, H, W), or (C, H, W) taken as a batch of one (the output then has no batch dim
+ * either). Pairs are {h, w}: stride >= 1, padding >= 0, dilation >= 1. A kernel (dilated) larger
+ * than the padded input is an error; for pooling so is padding > kernel / 2 (PyTorch's rule). */
+
+/* w: (F, C/groups, KH, KW); b: (F) or NULL. Returns (N, F, OH, OW). im2col + sgemm with a
+ * workspace tensor per call; the backward computes only the gradients that are needed (no dX
+ * when x needs no gradient). */
+nnl_tensor *nnl_conv2d(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b, const int stride[2],
+                       const int padding[2], const int dilation[2], int groups);
+/* Padding counts as -inf. *indices (when indices is non-NULL) gets a new int64 tensor of the
+ * output's shape holding each maximum's flat 0-based position h*W + w in its input plane. */
+nnl_tensor *nnl_max_pool2d(nnl_tensor *x, const int kernel[2], const int stride[2],
+                           const int padding[2], const int dilation[2], nnl_tensor **indices);
+/* divisor_override: 0 for none. */
+nnl_tensor *nnl_avg_pool2d(nnl_tensor *x, const int kernel[2], const int stride[2],
+                           const int padding[2], int count_include_pad, int divisor_override);
+nnl_tensor *nnl_adaptive_avg_pool2d(nnl_tensor *x, int OH, int OW);
+
+/* x: (N, C, ...); running_mean, running_var, weight, bias: (C) or NULL (the running statistics
+ * both or neither; required when !training). Training normalises with the batch statistics and
+ * updates the running ones in place (unbiased variance, PyTorch's momentum rule); evaluation
+ * uses the running ones. Gradients for x, weight and bias. */
+nnl_tensor *nnl_batch_norm(nnl_tensor *x, nnl_tensor *running_mean, nnl_tensor *running_var,
+                           nnl_tensor *weight, nnl_tensor *bias, int training, double momentum,
+                           double eps);
+
+/* ---- recurrent layers (rnn_ops.c) ----
+ * One node per layer over a whole sequence (backpropagation through time in the kernel), or per
+ * cell step. Weights in PyTorch's layout with G gates (rnn 1; lstm 4: i, f, g, o; gru 3: r, z, n):
+ * w_ih (G*H, D), w_hh (G*H, H), b_ih and b_hh (G*H) or NULL. A sequence x is (T, N, D), or
+ * (N, T, D) when batch_first, or (T, D) unbatched; h0 and c0 are (N, H) ((H) unbatched) or NULL
+ * for zeros. Returns every h_t, laid out as x: (T, N, H), (N, T, H) or (T, H); *h_n (and *c_n) get
+ * the final states (N, H) (or (H)); pass NULL to drop them. Gradients reach x, the states and
+ * every weight from all the outputs. relu = 0: tanh. */
+nnl_tensor *nnl_rnn(nnl_tensor **h_n, nnl_tensor *x, nnl_tensor *h0, nnl_tensor *w_ih,
+                    nnl_tensor *w_hh, nnl_tensor *b_ih, nnl_tensor *b_hh, int relu,
+                    int batch_first);
+nnl_tensor *nnl_lstm(nnl_tensor **h_n, nnl_tensor **c_n, nnl_tensor *x, nnl_tensor *h0,
+                     nnl_tensor *c0, nnl_tensor *w_ih, nnl_tensor *w_hh, nnl_tensor *b_ih,
+                     nnl_tensor *b_hh, int batch_first);
+nnl_tensor *nnl_gru(nnl_tensor **h_n, nnl_tensor *x, nnl_tensor *h0, nnl_tensor *w_ih,
+                    nnl_tensor *w_hh, nnl_tensor *b_ih, nnl_tensor *b_hh, int batch_first);
+/* One step: x (N, D) or (D); h and c (N, H) or (H), or NULL for zeros. Returns h'; the LSTM
+ * cell's c' goes to *c_new (NULL: dropped). */
+nnl_tensor *nnl_rnn_cell(nnl_tensor *x, nnl_tensor *h, nnl_tensor *w_ih, nnl_tensor *w_hh,
+                         nnl_tensor *b_ih, nnl_tensor *b_hh, int relu);
+nnl_tensor *nnl_lstm_cell(nnl_tensor **c_new, nnl_tensor *x, nnl_tensor *h, nnl_tensor *c,
+                          nnl_tensor *w_ih, nnl_tensor *w_hh, nnl_tensor *b_ih,
+                          nnl_tensor *b_hh);
+nnl_tensor *nnl_gru_cell(nnl_tensor *x, nnl_tensor *h, nnl_tensor *w_ih, nnl_tensor *w_hh,
+                         nnl_tensor *b_ih, nnl_tensor *b_hh);
+
 #endif

@@ -50,10 +50,25 @@ static int bw_reduce(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
     nnl_tensor *z = nnl_tensor_zeros(NNL_F32, x->ndim, x->shape);
     if (z && idx) {
       nnl_k_scatter_dim(z, gout[0], idx, (int)n->ip[10]);
-    } else if (z) { /* full reduction: the gradient goes to the first extreme element */
-      int64_t flat = (int64_t)n->p[1], pos[NNL_MAXDIM];
-      for (int d = x->ndim - 1; d >= 0; d--) pos[d] = flat % x->shape[d], flat /= x->shape[d];
-      nnl_tensor_set(z, pos, *(const float *)nnl_tensor_data(gout[0]));
+    } else if (z) { /* full reduction: shared evenly by the tied extremes, as PyTorch */
+      const double gv = *(const float *)nnl_tensor_data(gout[0]);
+      nnl_tensor *eq = nnl_compare(NNL_CMP_EQ, x, out);
+      nnl_tensor *cnt = eq ? nnl_reduce(NNL_RED_SUM, eq, -1, 0, NULL) : NULL;
+      double c = cnt ? nnl_tensor_get(cnt, NULL) : 0;
+      if (c > 0) {
+        nnl_tensor *ef = nnl_to_dtype(eq, NNL_F32);
+        nnl_tensor_release(z);
+        z = ef ? nnl_binary_scalar(NNL_OP_MUL, ef, gv / c, 0) : NULL;
+        nnl_tensor_release(ef);
+      } else if (eq && cnt) { /* a NaN maximum equals nothing: its first position takes all */
+        int64_t flat = (int64_t)n->p[1], pos[NNL_MAXDIM];
+        for (int d = x->ndim - 1; d >= 0; d--) pos[d] = flat % x->shape[d], flat /= x->shape[d];
+        nnl_tensor_set(z, pos, gv);
+      } else {
+        nnl_tensor_release(z);
+        z = NULL;
+      }
+      nnl_tensor_release(eq), nnl_tensor_release(cnt);
     }
     gin[0] = z;
     break;
@@ -101,8 +116,11 @@ nnl_tensor *nnl_reduce(nnl_redop op, nnl_tensor *a, int dim, int keepdim, nnl_te
   int extreme = op == NNL_RED_MAX || op == NNL_RED_MIN || arg;
   int64_t n_red = dim < 0 ? nnl_tensor_numel(a) : a->shape[dim];
   if (extreme && n_red == 0) {
-    nnl_set_error("%s: cannot reduce an empty dimension (size %s has no elements to compare)", fn,
-                  "0");
+    if (dim < 0)
+      nnl_set_error("%s: cannot reduce an empty tensor (it has no elements to compare)", fn);
+    else
+      nnl_set_error("%s: cannot reduce dimension %d of size 0 (it has no elements to compare)",
+                    fn, dim + 1);
     return NULL;
   }
   nnl_dtype in_dt = a->dtype;
@@ -121,6 +139,12 @@ nnl_tensor *nnl_reduce(nnl_redop op, nnl_tensor *a, int dim, int keepdim, nnl_te
       out = nnl_tensor_scalar(out_dt, arg ? (double)at : r);
       if (out && out_dt == NNL_I64 && (op == NNL_RED_SUM || op == NNL_RED_PROD))
         *(int64_t *)out->storage->data = at; /* exact, past 2^53 */
+      if (out && out_dt == NNL_I64 && (op == NNL_RED_MAX || op == NNL_RED_MIN)) {
+        int64_t pos = ca->offset, flat = at; /* the element itself: exact, past 2^53 */
+        for (int d = ca->ndim - 1; d >= 0; d--)
+          pos += flat % ca->shape[d] * ca->stride[d], flat /= ca->shape[d];
+        *(int64_t *)out->storage->data = ((const int64_t *)ca->storage->data)[pos];
+      }
     }
     if (out && (op == NNL_RED_MAX || op == NNL_RED_MIN) && indices)
       *indices = nnl_tensor_scalar(NNL_I64, (double)at);

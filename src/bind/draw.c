@@ -177,6 +177,13 @@ typedef struct {
   uint8_t px[]; /* px: (h, w, 3) */
 } canvas_ud;
 
+/* A pixel coordinate or extent: floored, and kept where int arithmetic cannot overflow. */
+static int coord(lua_State *L, int arg) {
+  double v = floor(luaL_checknumber(L, arg));
+  if (!(v > -1e7)) return v != v ? luaL_argerror(L, arg, "coordinate is NaN") : -10000000;
+  return v > 1e7 ? 10000000 : (int)v;
+}
+
 static nnl_canvas *check_canvas(lua_State *L) {
   return &((canvas_ud *)luaL_checkudata(L, 1, CANVAS_MT))->c;
 }
@@ -214,17 +221,16 @@ static int c_size(lua_State *L) {
 
 static int c_fill(lua_State *L) { /* fill(x, y, w, h, colour) */
   nnl_canvas *c = check_canvas(L);
-  nnl_draw_fill(c, (int)floor(luaL_checknumber(L, 2)), (int)floor(luaL_checknumber(L, 3)),
-                (int)luaL_checknumber(L, 4), (int)luaL_checknumber(L, 5), check_color(L, 6, 0));
+  nnl_draw_fill(c, coord(L, 2), coord(L, 3), coord(L, 4), coord(L, 5), check_color(L, 6, 0));
   return 0;
 }
 
 static int c_rect(lua_State *L) { /* rect(x, y, w, h, colour, thickness = 1): an outline inside the box */
   nnl_canvas *c = check_canvas(L);
-  int x = (int)floor(luaL_checknumber(L, 2)), y = (int)floor(luaL_checknumber(L, 3));
-  int w = (int)luaL_checknumber(L, 4), h = (int)luaL_checknumber(L, 5);
+  int x = coord(L, 2), y = coord(L, 3), w = coord(L, 4), h = coord(L, 5);
   uint32_t col = check_color(L, 6, 0);
-  int t = (int)luaL_optinteger(L, 7, 1);
+  lua_Integer t = luaL_optinteger(L, 7, 1);
+  if (t < 1 || t > 1000) return luaL_argerror(L, 7, "thickness must be 1..1000");
   nnl_draw_fill(c, x, y, w, t, col);
   nnl_draw_fill(c, x, y + h - t, w, t, col);
   nnl_draw_fill(c, x, y, t, h, col);
@@ -265,8 +271,9 @@ static int c_text(lua_State *L) {
   nnl_canvas *c = check_canvas(L);
   size_t n;
   const char *s = luaL_checklstring(L, 4, &n);
-  nnl_draw_text(c, (int)floor(luaL_checknumber(L, 2)), (int)floor(luaL_checknumber(L, 3)), s, n,
-                (int)luaL_optinteger(L, 6, 1), lua_toboolean(L, 7), check_color(L, 5, 0));
+  lua_Integer scale = luaL_optinteger(L, 6, 1);
+  if (scale < 1 || scale > 64) return luaL_argerror(L, 6, "scale must be 1..64");
+  nnl_draw_text(c, coord(L, 2), coord(L, 3), s, n, (int)scale, lua_toboolean(L, 7), check_color(L, 5, 0));
   return 0;
 }
 
@@ -275,8 +282,9 @@ static int l_text_width(lua_State *L) {
   int arg = luaL_testudata(L, 1, CANVAS_MT) ? 2 : 1;
   size_t n;
   const char *s = luaL_checklstring(L, arg, &n);
-  int scale = (int)luaL_optinteger(L, arg + 1, 1), lines;
-  if (scale < 1) scale = 1;
+  lua_Integer sc = luaL_optinteger(L, arg + 1, 1);
+  if (sc < 1 || sc > 64) return luaL_argerror(L, arg + 1, "scale must be 1..64");
+  int scale = (int)sc, lines;
   lua_pushinteger(L, nnl_text_width(s, n, scale, &lines));
   lua_pushinteger(L, lines ? (lines * NNL_FONT_CH - 1) * scale : 0);
   return 2;
@@ -286,13 +294,13 @@ static int l_text_width(lua_State *L) {
 static int c_blit(lua_State *L) {
   nnl_canvas *c = check_canvas(L);
   nnl_tensor *t = nnlb_check(L, 2);
-  int x = (int)floor(luaL_checknumber(L, 3)), y = (int)floor(luaL_checknumber(L, 4));
-  int zoom = (int)luaL_optinteger(L, 5, 1);
+  int x = coord(L, 3), y = coord(L, 4);
+  lua_Integer zoom = luaL_optinteger(L, 5, 1);
   if (zoom < 1 || zoom > 64) return luaL_argerror(L, 5, "zoom must be 1..64");
   int64_t ch, h, w;
   image_dims(L, 2, t, "blit", &ch, &h, &w);
   const uint8_t *px = to_hwc(L, t, 1, ch, h, w, 0);
-  nnl_draw_blit(c, x, y, px, (int)h, (int)w, (int)ch, zoom);
+  nnl_draw_blit(c, x, y, px, (int)h, (int)w, (int)ch, (int)zoom);
   return 0;
 }
 
@@ -301,8 +309,7 @@ static int c_clip(lua_State *L) { /* clip(x, y, w, h), or clip() for the whole c
   if (lua_isnoneornil(L, 2))
     nnl_canvas_clip(c, 0, 0, -1, -1);
   else
-    nnl_canvas_clip(c, (int)floor(luaL_checknumber(L, 2)), (int)floor(luaL_checknumber(L, 3)),
-                    (int)luaL_checknumber(L, 4), (int)luaL_checknumber(L, 5));
+    nnl_canvas_clip(c, coord(L, 2), coord(L, 3), coord(L, 4), coord(L, 5));
   return 0;
 }
 

@@ -7,6 +7,7 @@
 
 /* Files that land later register themselves only if linked in. */
 void nnlb_open_F_spatial(lua_State *L, int F) __attribute__((weak));
+void nnlb_open_F_rnn(lua_State *L, int F) __attribute__((weak));
 /* optim.c: nn._C (optimizer steps, sum_squares) and the tensor method mul_. */
 void nnlb_open_optim(lua_State *L, int methods, int module);
 
@@ -303,6 +304,7 @@ void nnlb_open_functional(lua_State *L, int methods, int module) {
   int F = lua_gettop(L);
   luaL_setfuncs(L, functions, 0);
   if (nnlb_open_F_spatial) nnlb_open_F_spatial(L, F);
+  if (nnlb_open_F_rnn) nnlb_open_F_rnn(L, F);
   lua_settop(L, F);
   lua_setfield(L, module, "F");
   nnlb_open_optim(L, methods, module);

@@ -153,9 +153,12 @@ static int l_load(lua_State *L) {
     nnl_tensor *t = push_empty(L, dt, en->ndim, en->shape);
     size_t numel = (size_t)nnl_tensor_numel(t);
     int rc = 0;
-    if ((dt == NNL_U8) || (dt == NNL_I64 && en->dtype == NNL_ST_I64) ||
-        (dt == NNL_F32 && en->dtype == NNL_ST_F32))
+    if (numel == 0) {
+      /* nothing to convert */
+    } else if ((dt == NNL_U8) || (dt == NNL_I64 && en->dtype == NNL_ST_I64) ||
+               (dt == NNL_F32 && en->dtype == NNL_ST_F32)) {
       memcpy(nnl_tensor_data(t), en->data, en->nbytes); /* data may be unaligned: copy bytes */
+    }
     else if (dt == NNL_I64)
       rc = nnl_st_to_i64(nnl_tensor_data(t), en->data, en->dtype, numel);
     else
@@ -247,8 +250,8 @@ static int l_write_idx(lua_State *L) {
     const int64_t *src = data;
     for (size_t i = 0; i < n; i++) {
       if (src[i] < INT32_MIN || src[i] > INT32_MAX)
-        return luaL_error(L, "nn.io.write_idx: %s: value %lld at element %zu does not fit in int32",
-                          path, (long long)src[i], i + 1);
+        return luaL_error(L, "nn.io.write_idx: %s: value %I at element %I does not fit in int32",
+                          path, (lua_Integer)src[i], (lua_Integer)(i + 1));
       d32[i] = (int32_t)src[i];
     }
     data = d32;

@@ -11,6 +11,7 @@
 /* Files that land later register themselves only if linked in. */
 void nnlb_open_functional(lua_State *L, int methods, int module) __attribute__((weak));
 void nnlb_open_io(lua_State *L, int methods, int module) __attribute__((weak));
+void nnlb_open_image_ops(lua_State *L, int module) __attribute__((weak));
 
 static void apply_env_threads(void) {
   /* OMP_NUM_THREADS already sets OpenMP; make OpenBLAS agree with it. */
@@ -50,6 +51,7 @@ int luaopen_nnlua_core(lua_State *L) {
   nnlb_open_math(L, methods, module);
   if (nnlb_open_functional) nnlb_open_functional(L, methods, module);
   if (nnlb_open_io) nnlb_open_io(L, methods, module);
+  if (nnlb_open_image_ops) nnlb_open_image_ops(L, module);
   lua_pushvalue(L, methods);
   lua_setfield(L, module, "Tensor");
   lua_pushcfunction(L, l_clock);

@@ -11,7 +11,18 @@
 
 /* ---- userdata plumbing ---- */
 
-int nnlb_fail(lua_State *L) { return luaL_error(L, "%s", nnl_last_error()); }
+static const char *fname(lua_State *L);
+
+/* Allocation failures come from deep in the core, which cannot know who asked: name the
+ * function here. Every other core message starts with its function's name already. */
+int nnlb_fail(lua_State *L) {
+  const char *e = nnl_last_error();
+  if (!strncmp(e, "out of memory", 13) || !strncmp(e, "size [", 6)) {
+    const char *fn = fname(L);
+    if (strcmp(fn, "?")) return luaL_error(L, "%s: %s", fn, e);
+  }
+  return luaL_error(L, "%s", e);
+}
 
 /* Lua sees only an 8-byte userdata per tensor: report the storage behind new tensors so the
  * collector keeps pace. Small ones are pooled until they add up to 64 KB, or a loop of small
@@ -186,7 +197,7 @@ static int table_shape(lua_State *L, int idx, int64_t *shape, int nd) {
 /* Element i of a fresh contiguous t = v; NaN and out-of-range values never reach an
  * integer cast (undefined in C): they store 0, as the core's conversions do. */
 static void store_flat(nnl_tensor *t, int64_t i, double v) {
-  int64_t iv = isfinite(v) && fabs(v) < 9.2e18 ? (int64_t)v : 0;
+  int64_t iv = v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : 0;
   switch (t->dtype) {
   case NNL_F32: ((float *)t->storage->data)[i] = (float)v; break;
   case NNL_I64: ((int64_t *)t->storage->data)[i] = iv; break;

@@ -92,9 +92,11 @@ nnl_tensor *nnl_randint(int64_t lo, int64_t hi, int ndim, const int64_t *shape) 
   nnl_tensor *t = nnl_tensor_empty(NNL_I64, ndim, shape);
   if (!t) return NULL;
   int64_t n = nnl_tensor_numel(t), *p = t->storage->data;
-  uint64_t range = (uint64_t)(hi - lo), seed, base = nnl_rng_reserve(n, &seed);
+  /* unsigned: hi - lo may exceed INT64_MAX (signed overflow is undefined) */
+  uint64_t range = (uint64_t)hi - (uint64_t)lo, seed, base = nnl_rng_reserve(n, &seed);
 #pragma omp parallel for if (n > NNL_PAR_MIN / 8)
-  for (int64_t i = 0; i < n; i++) p[i] = lo + (int64_t)(nnl_rng_u64(seed, base + i) % range);
+  for (int64_t i = 0; i < n; i++)
+    p[i] = (int64_t)((uint64_t)lo + nnl_rng_u64(seed, base + i) % range);
   return t;
 }
 

@@ -336,8 +336,8 @@ nnl_tensor *nnl_linspace(double start, double end, int64_t n) {
   if (!t) return NULL;
   float *p = t->storage->data;
   double step = n > 1 ? (end - start) / (double)(n - 1) : 0;
-  for (int64_t i = 0; i < n; i++)
-    p[i] = (float)(i < n / 2 ? start + step * i : end - step * (n - 1 - i));
+  for (int64_t i = 0; i < n; i++) /* both ends exact; a single step is the start, as PyTorch */
+    p[i] = (float)(i < n / 2 || n == 1 ? start + step * i : end - step * (n - 1 - i));
   return t;
 }
 
@@ -367,13 +367,16 @@ static inline double load(const void *base, nnl_dtype dt, int64_t o) {
   return 0;
 }
 
+/* Every double in [-2^63, 2^63) converts; NaN and the rest would be undefined: 0. */
+static inline int64_t to_int(double v) {
+  return v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : 0;
+}
+
 static inline void store(void *base, nnl_dtype dt, int64_t o, double v) {
   switch (dt) {
   case NNL_F32: ((float *)base)[o] = (float)v; break;
-  case NNL_I64:
-    ((int64_t *)base)[o] = isfinite(v) && fabs(v) < 9.2e18 ? (int64_t)v : 0;
-    break;
-  case NNL_U8: ((uint8_t *)base)[o] = (uint8_t)(isfinite(v) ? (int64_t)v : 0); break;
+  case NNL_I64: ((int64_t *)base)[o] = to_int(v); break;
+  case NNL_U8: ((uint8_t *)base)[o] = (uint8_t)to_int(v); break; /* wraps like a C cast */
   }
 }
 
@@ -428,6 +431,66 @@ static void copy_range(void *dst, nnl_dtype ddt, const nnl_tensor *src, int64_t 
       idx[d - 1]++;
       o += src->stride[d - 1];
     }
+  }
+}
+
+/* The mirror of copy_range: dst's elements from flat index start, count of them, get the
+ * dense src values start.. (src has dst's dtype). */
+static void scatter_range(const nnl_tensor *dst, const void *src, int64_t start, int64_t count) {
+  int nd = dst->ndim;
+  int64_t idx[NNL_MAXDIM];
+  int64_t rem = start;
+  for (int d = nd - 1; d >= 0; d--) {
+    idx[d] = dst->shape[d] ? rem % dst->shape[d] : 0;
+    rem = dst->shape[d] ? rem / dst->shape[d] : 0;
+  }
+  int64_t o = elem_offset(dst, idx);
+  const size_t sz = nnl_dtype_size(dst->dtype);
+  char *db = dst->storage->data;
+  const char *in = (const char *)src + start * sz;
+  int64_t inner = nd ? dst->shape[nd - 1] : 1, ostride = nd ? dst->stride[nd - 1] : 0;
+  int64_t i = 0;
+  while (i < count) {
+    int64_t run = nd ? inner - idx[nd - 1] : 1;
+    if (run > count - i) run = count - i;
+    if (ostride == 1) {
+      memcpy(db + o * sz, in + i * sz, run * sz);
+    } else if (sz == 4) {
+      uint32_t *d = (uint32_t *)db + o;
+      const uint32_t *a = (const uint32_t *)in + i;
+      for (int64_t k = 0; k < run; k++) d[k * ostride] = a[k];
+    } else if (sz == 8) {
+      uint64_t *d = (uint64_t *)db + o;
+      const uint64_t *a = (const uint64_t *)in + i;
+      for (int64_t k = 0; k < run; k++) d[k * ostride] = a[k];
+    } else {
+      uint8_t *d = (uint8_t *)db + o;
+      const uint8_t *a = (const uint8_t *)in + i;
+      for (int64_t k = 0; k < run; k++) d[k * ostride] = a[k];
+    }
+    i += run;
+    if (!nd) break;
+    idx[nd - 1] += run;
+    o += run * ostride;
+    for (int d = nd - 1; d > 0 && idx[d] >= dst->shape[d]; d--) {
+      o -= idx[d] * dst->stride[d];
+      idx[d] = 0;
+      idx[d - 1]++;
+      o += dst->stride[d - 1];
+    }
+  }
+}
+
+/* dst (any strides) = the dense row-major values at src, of dst's dtype. */
+static void scatter_dense(nnl_tensor *dst, const void *src) {
+  int64_t n = nnl_tensor_numel(dst);
+  if (n == 0) return;
+  int nt = n > NNL_PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(nt)
+  {
+    int k = omp_get_thread_num(), m = omp_get_num_threads();
+    int64_t lo = n * k / m, hi = n * (k + 1) / m;
+    if (hi > lo) scatter_range(dst, src, lo, hi - lo);
   }
 }
 
@@ -501,26 +564,22 @@ int nnl_fill_(nnl_tensor *dst, double v) {
 int nnl_copy_(nnl_tensor *dst, const nnl_tensor *src) {
   nnl_tensor *s = nnl_raw_expand((nnl_tensor *)src, dst->ndim, dst->shape, "copy_");
   if (!s) return -1;
-  int64_t n = nnl_tensor_numel(dst);
-  if (nnl_tensor_is_contiguous(dst)) {
+  const int contig = nnl_tensor_is_contiguous(dst);
+  if (contig && s->storage != dst->storage) {
     copy_dense(nnl_tensor_data(dst), dst->dtype, s);
-  } else {
-    /* Gather to a dense buffer, then scatter into dst's strides: src may alias dst. */
-    nnl_tensor *tmp = nnl_raw_to_dtype(s, dst->dtype);
-    if (!tmp) {
-      nnl_tensor_release(s);
-      return -1;
-    }
-    int64_t idx[NNL_MAXDIM] = {0};
-    for (int64_t i = 0; i < n; i++) {
-      nnl_tensor_set(dst, idx, load(tmp->storage->data, tmp->dtype, i));
-      for (int d = dst->ndim - 1; d >= 0; d--) {
-        if (++idx[d] < dst->shape[d]) break;
-        idx[d] = 0;
-      }
-    }
-    nnl_tensor_release(tmp);
+    nnl_tensor_release(s);
+    return 0;
   }
+  /* A strided dst takes dense values of its dtype; and src may overlap dst
+   * (x:copy_(x:t())), so it is read in full before anything is written. */
+  if (s->storage == dst->storage || s->dtype != dst->dtype || !nnl_tensor_is_contiguous(s)) {
+    nnl_tensor *tmp = nnl_raw_to_dtype(s, dst->dtype);
+    nnl_tensor_release(s);
+    if (!tmp) return -1;
+    s = tmp;
+  }
+  if (contig) copy_dense(nnl_tensor_data(dst), dst->dtype, s);
+  else scatter_dense(dst, nnl_tensor_data(s));
   nnl_tensor_release(s);
   return 0;
 }
@@ -599,8 +658,8 @@ nnl_tensor *nnl_raw_view(nnl_tensor *t, int ndim, const int64_t *shape, const ch
     } else if (s[i] < 0) {
       nnl_set_error("%s: invalid size %s", fn, nnl_shape_fmt(ndim, shape, a, sizeof a));
       return NULL;
-    } else {
-      known *= s[i];
+    } else { /* saturate: a product past int64 can only be a mismatch */
+      known = s[i] && known > INT64_MAX / s[i] ? INT64_MAX : known * s[i];
     }
   }
   if (infer >= 0) {
@@ -727,6 +786,13 @@ nnl_tensor *nnl_raw_expand(nnl_tensor *t, int ndim, const int64_t *shape, const 
     } else {
       if (want < 0) goto bad;
       sh[i] = want, st[i] = 0;
+    }
+  }
+  { /* the view costs nothing, but every kernel counts its elements in int64 */
+    size_t nbytes;
+    if (check_shape(ndim, sh, t->dtype, &nbytes)) {
+      nnl_set_error("%s: size %s is too large", fn, nnl_shape_fmt(ndim, sh, b, sizeof b));
+      return NULL;
     }
   }
   return nnl_raw_alias(t, ndim, sh, st, t->offset);

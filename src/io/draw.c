@@ -226,6 +226,8 @@ void nnl_draw_text(nnl_canvas *c, int x, int y, const char *s, size_t n, int sca
       v0 += NNL_FONT_CH * scale;
       continue;
     }
+    /* past any canvas: skip the glyph, and keep the offsets from overflowing */
+    if (u0 > 2 * NNL_CANVAS_MAX || v0 > 2 * NNL_CANVAS_MAX) continue;
     const uint8_t *g = nnl_font_glyph(ch);
     for (int i = 0; i < NNL_FONT_W; i++)
       for (int j = 0; j < NNL_FONT_H; j++) {

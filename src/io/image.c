@@ -109,13 +109,29 @@ static int jpeg_tables_ok(const uint8_t *p, size_t n) {
   return 1;
 }
 
+/* stb grows its IDAT buffer to a chunk's declared length before reading it, so a 100-byte file can
+ * make it ask for 2 GB. Every chunk stb reads must lie inside the file; it reads nothing after IEND. */
+static int png_chunks_ok(const uint8_t *p, size_t n) {
+  for (size_t i = 8; i + 8 <= n;) {
+    uint32_t clen = (uint32_t)p[i] << 24 | (uint32_t)p[i + 1] << 16 | (uint32_t)p[i + 2] << 8 | p[i + 3];
+    if (!memcmp(p + i + 4, "IEND", 4)) return 1;
+    if (clen > n - i - 8) return 0;
+    i += 12 + (size_t)clen;
+  }
+  return 1; /* a cut chunk header: stb fails on its own without allocating */
+}
+
 /* The format by signature, then that decoder's header. (stbi_info_from_memory tries every decoder in
  * turn, so its failure reason is always "unknown image type"; these static stb functions exist here
  * because the implementation is compiled into this file.) */
 static int header_info(const uint8_t *buf, int len, int *w, int *h, int *c) {
   stbi__context s;
   stbi__start_mem(&s, buf, len);
-  if (stbi__png_test(&s)) return stbi__png_info(&s, w, h, c);
+  if (stbi__png_test(&s)) {
+    if (!png_chunks_ok(buf, (size_t)len))
+      return stbi__err("chunk extends past the end of the file", "Corrupt PNG");
+    return stbi__png_info(&s, w, h, c);
+  }
   if (stbi__jpeg_test(&s)) {
     if (!jpeg_tables_ok(buf, (size_t)len))
       return stbi__err("bad DHT header (more than 256 codes)", "Corrupt JPEG");

@@ -16,7 +16,8 @@ local function pair(name, v, default)
 end
 
 --- Conv2d(in_channels, out_channels, kernel_size, {stride = 1, padding = 0, dilation = 1,
----        groups = 1, bias = true}); sizes are integers or {h, w} pairs.
+---        groups = 1, bias = true}); sizes are integers or {h, w} pairs; padding may also be
+---        "same" or "valid".
 function Conv2d:init(in_channels, out_channels, kernel_size, opts)
   opts = opts or {}
   if math.type(in_channels) ~= "integer" or math.type(out_channels) ~= "integer"
@@ -35,7 +36,11 @@ function Conv2d:init(in_channels, out_channels, kernel_size, opts)
   self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
   self.kernel_size = pair("kernel_size", kernel_size)
   self.stride = pair("stride", opts.stride, 1)
-  self.padding = pair("padding", opts.padding, 0)
+  if opts.padding == "same" or opts.padding == "valid" then
+    self.padding = opts.padding -- nn.F.conv2d works out the amounts
+  else
+    self.padding = pair("padding", opts.padding, 0)
+  end
   self.dilation = pair("dilation", opts.dilation, 1)
   local k = self.kernel_size
   self.weight = nn.Parameter(nn.empty(out_channels, in_channels // groups, k[1], k[2]))
@@ -62,7 +67,9 @@ local function tuple(p) return "(" .. p[1] .. ", " .. p[2] .. ")" end
 function Conv2d:extra_repr()
   local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
                           tuple(self.kernel_size), tuple(self.stride))
-  if self.padding[1] ~= 0 or self.padding[2] ~= 0 then s = s .. ", padding=" .. tuple(self.padding) end
+  local p = self.padding
+  if type(p) == "string" then s = s .. ", padding=" .. p
+  elseif p[1] ~= 0 or p[2] ~= 0 then s = s .. ", padding=" .. tuple(p) end
   if self.dilation[1] ~= 1 or self.dilation[2] ~= 1 then s = s .. ", dilation=" .. tuple(self.dilation) end
   if self.groups ~= 1 then s = s .. ", groups=" .. self.groups end
   if not self.bias then s = s .. ", bias=false" end

@@ -26,11 +26,13 @@ function Sequential:add(m)
 end
 Sequential.append = Sequential.add
 
--- Runs child i, prefixing its error with where it happened.
+-- Runs child i, prefixing its error with where it happened. A position inside nnlua's own layer
+-- files (where nn.F was called) tells the user nothing and is dropped.
 local function run(self, i, m, ...)
   local ok, out = pcall(m, ...)
   if not ok then
     if type(out) == "string" then
+      out = out:gsub("^[^\n]-nnlua/nn/[%w_]+%.lua:%d+: ", "", 1)
       out = string.format("in module %d (%s) of %s: %s", i, m.__name, self.__name, out)
     end
     error(out, 0)

@@ -6,8 +6,9 @@ local core = require "nnlua.core"
 ---@param fn fun(...): any   returns a tensor; its weighted sum is the scalar checked
 ---@param inputs table       list of float32 tensors (those with requires_grad are checked)
 ---@param opts? {eps: number, atol: number, rtol: number, raise: boolean}
----@return boolean ok, number worst, string? message  worst: largest |analytic - numeric| / tolerance
----   (at most 1 when ok); message names the worst element when not ok
+---@return boolean ok, number worst, string? message
+--- worst: the largest |analytic - numeric| / tolerance (at most 1 when ok); message names the
+--- worst element when not ok
 local function gradcheck(fn, inputs, opts)
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 1e-2, opts.rtol or 1e-2

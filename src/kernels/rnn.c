@@ -1,0 +1,260 @@
+/* rnn.c — Elman RNN, LSTM and GRU over a whole sequence: forward, and backpropagation through
+ * time with one sgemm per step for the recurrence and one per weight for everything else. */
+#include "rnn.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "blas.h"
+
+/* One gate element (an exp or a tanh or two) costs about as much as this many plain ones: the
+ * per-step gate pass goes parallel when N * H * GATE_WORK crosses the usual threshold. */
+#define GATE_WORK 16
+/* Bias gradients sum columns in blocks: a thread owns a block and walks the rows in order. */
+#define COL_BLOCK 64
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* ---- pieces shared by the three cells ---- */
+
+/* A[T*N, GH] = X[T*N, D] @ Wih^T + b1 + b2: the input projection of every timestep at once. */
+static void project_inputs(float *A, const float *X, const float *Wih, const float *b1,
+                           const float *b2, int TN, int D, int GH) {
+  if (b1 || b2) {
+#pragma omp parallel for if ((int64_t)TN * GH > NNL_PAR_MIN)
+    for (int r = 0; r < TN; r++) {
+      float *a = A + (int64_t)r * GH;
+      for (int k = 0; k < GH; k++) a[k] = (b1 ? b1[k] : 0.0f) + (b2 ? b2[k] : 0.0f);
+    }
+  }
+  nnl_sgemm(0, 1, TN, GH, D, 1.0f, X, D, Wih, D, (b1 || b2) ? 1.0f : 0.0f, A, GH);
+}
+
+/* db[c] += sum_r dA[r, c] for each non-NULL db. */
+static void column_sums(float *db1, float *db2, const float *dA, int rows, int cols) {
+  if (!db1 && !db2) return;
+  int nblocks = (cols + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for if ((int64_t)rows * cols > NNL_PAR_MIN)
+  for (int blk = 0; blk < nblocks; blk++) {
+    int c0 = blk * COL_BLOCK, len = cols - c0 < COL_BLOCK ? cols - c0 : COL_BLOCK;
+    float acc[COL_BLOCK];
+    for (int j = 0; j < len; j++) acc[j] = 0.0f;
+    for (int r = 0; r < rows; r++) {
+      const float *d = dA + (int64_t)r * cols + c0;
+      for (int j = 0; j < len; j++) acc[j] += d[j];
+    }
+    for (int j = 0; j < len; j++) {
+      if (db1) db1[c0 + j] += acc[j];
+      if (db2) db2[c0 + j] += acc[j];
+    }
+  }
+}
+
+/* The weight and input gradients once every step's gate gradients are known:
+ * dWhh += sum_t dGh_t^T h_{t-1}, dWih += dGx^T X, dX += dGx Wih (one sgemm each; dWhh takes two
+ * when h0 is given, because h0 does not sit in front of Y in memory). */
+static void weight_grads(float *dX, float *dWih, float *dWhh, const float *dGx, const float *dGh,
+                         const float *Y, const float *X, const float *h0, const float *Wih,
+                         int T, int N, int D, int H, int GH) {
+  int TN = T * N;
+  if (dWhh) {
+    /* dWhh[GH,H] += dGh[N..TN)^T @ Y[0..TN-N) */
+    if (T > 1)
+      nnl_sgemm(1, 0, GH, H, TN - N, 1.0f, dGh + (int64_t)N * GH, GH, Y, H, 1.0f, dWhh, H);
+    if (h0) nnl_sgemm(1, 0, GH, H, N, 1.0f, dGh, GH, h0, H, 1.0f, dWhh, H);
+  }
+  /* dWih[GH,D] += dGx[TN,GH]^T @ X[TN,D] */
+  if (dWih) nnl_sgemm(1, 0, GH, D, TN, 1.0f, dGx, GH, X, D, 1.0f, dWih, D);
+  /* dX[TN,D] += dGx[TN,GH] @ Wih[GH,D] */
+  if (dX) nnl_sgemm(0, 0, TN, D, GH, 1.0f, dGx, GH, Wih, D, 1.0f, dX, D);
+}
+
+/* dh = dhT (or zeros) before the backward walk. */
+static void init_state_grad(float *dh, const float *dhT, int64_t n) {
+  if (dhT) memcpy(dh, dhT, (size_t)n * sizeof *dh);
+  else memset(dh, 0, (size_t)n * sizeof *dh);
+}
+
+/* ---- Elman RNN ---- */
+
+void nnl_rnn_forward(float *Y, const float *X, const float *h0, const float *Wih,
+                     const float *Whh, const float *bih, const float *bhh, int T, int N, int D,
+                     int H, int relu) {
+  int64_t NH = (int64_t)N * H;
+  /* Y holds the pre-activations of every step until the step turns them into h_t */
+  project_inputs(Y, X, Wih, bih, bhh, T * N, D, H);
+  for (int t = 0; t < T; t++) {
+    float *y = Y + t * NH;
+    const float *hp = t ? y - NH : h0;
+    if (hp) nnl_sgemm(0, 1, N, H, H, 1.0f, hp, H, Whh, H, 1.0f, y, H);
+#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+      float *yn = y + (int64_t)n * H;
+      for (int j = 0; j < H; j++) yn[j] = relu ? (yn[j] > 0.0f ? yn[j] : 0.0f) : tanhf(yn[j]);
+    }
+  }
+}
+
+void nnl_rnn_backward(float *dX, float *dh0, float *dWih, float *dWhh, float *dbih, float *dbhh,
+                      float *dA, float *dh, const float *Y, const float *X, const float *h0,
+                      const float *Wih, const float *Whh, const float *dY, const float *dhT,
+                      int T, int N, int D, int H, int relu) {
+  int64_t NH = (int64_t)N * H;
+  init_state_grad(dh, dhT, NH);
+  for (int t = T - 1; t >= 0; t--) {
+    const float *y = Y + t * NH, *dy = dY + t * NH;
+    float *da = dA + t * NH;
+#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+      int64_t o = (int64_t)n * H;
+      for (int j = 0; j < H; j++) {
+        float g = dh[o + j] + dy[o + j], h = y[o + j];
+        da[o + j] = relu ? (h > 0.0f ? g : 0.0f) : g * (1.0f - h * h);
+      }
+    }
+    /* dh_{t-1} = dA_t[N,H] @ Whh[H,H]; the last one lands in dh0 */
+    if (t > 0) nnl_sgemm(0, 0, N, H, H, 1.0f, da, H, Whh, H, 0.0f, dh, H);
+    else if (dh0) nnl_sgemm(0, 0, N, H, H, 1.0f, da, H, Whh, H, 1.0f, dh0, H);
+  }
+  column_sums(dbih, dbhh, dA, T * N, H);
+  weight_grads(dX, dWih, dWhh, dA, dA, Y, X, h0, Wih, T, N, D, H, H);
+}
+
+/* ---- LSTM ---- */
+
+void nnl_lstm_forward(float *Y, float *C, float *gates, const float *X, const float *h0,
+                      const float *c0, const float *Wih, const float *Whh, const float *bih,
+                      const float *bhh, int T, int N, int D, int H) {
+  int64_t NH = (int64_t)N * H, G4 = 4 * (int64_t)H;
+  project_inputs(gates, X, Wih, bih, bhh, T * N, D, 4 * H);
+  for (int t = 0; t < T; t++) {
+    float *a = gates + t * N * G4, *y = Y + t * NH, *c = C + t * NH;
+    const float *hp = t ? y - NH : h0, *cp = t ? c - NH : c0;
+    /* all four gates at once: a[N,4H] += h_{t-1}[N,H] @ Whh[4H,H]^T */
+    if (hp) nnl_sgemm(0, 1, N, 4 * H, H, 1.0f, hp, H, Whh, H, 1.0f, a, 4 * H);
+#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+      float *an = a + n * G4, *yn = y + (int64_t)n * H, *cn = c + (int64_t)n * H;
+      const float *cpn = cp ? cp + (int64_t)n * H : NULL;
+      for (int j = 0; j < H; j++) {
+        float i = sigmoidf(an[j]), f = sigmoidf(an[H + j]);
+        float g = tanhf(an[2 * H + j]), o = sigmoidf(an[3 * H + j]);
+        float cv = i * g + (cpn ? f * cpn[j] : 0.0f);
+        an[j] = i, an[H + j] = f, an[2 * H + j] = g, an[3 * H + j] = o;
+        cn[j] = cv;
+        yn[j] = o * tanhf(cv);
+      }
+    }
+  }
+}
+
+void nnl_lstm_backward(float *dX, float *dh0, float *dc0, float *dWih, float *dWhh, float *dbih,
+                       float *dbhh, float *dG, float *dh, float *dc, const float *Y,
+                       const float *C, const float *gates, const float *X, const float *h0,
+                       const float *c0, const float *Wih, const float *Whh, const float *dY,
+                       const float *dhT, const float *dcT, int T, int N, int D, int H) {
+  int64_t NH = (int64_t)N * H, G4 = 4 * (int64_t)H;
+  init_state_grad(dh, dhT, NH);
+  init_state_grad(dc, dcT, NH);
+  for (int t = T - 1; t >= 0; t--) {
+    const float *a = gates + t * N * G4, *c = C + t * NH, *dy = dY + t * NH;
+    const float *cp = t ? c - NH : c0;
+    float *dg = dG + t * N * G4;
+#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+      const float *an = a + n * G4, *cn = c + (int64_t)n * H, *dyn = dy + (int64_t)n * H;
+      const float *cpn = cp ? cp + (int64_t)n * H : NULL;
+      float *dgn = dg + n * G4, *dhn = dh + (int64_t)n * H, *dcn = dc + (int64_t)n * H;
+      for (int j = 0; j < H; j++) {
+        float i = an[j], f = an[H + j], g = an[2 * H + j], o = an[3 * H + j];
+        float tc = tanhf(cn[j]), dht = dhn[j] + dyn[j];
+        float dct = dcn[j] + dht * o * (1.0f - tc * tc);
+        dgn[j] = dct * g * i * (1.0f - i);
+        dgn[H + j] = cpn ? dct * cpn[j] * f * (1.0f - f) : 0.0f;
+        dgn[2 * H + j] = dct * i * (1.0f - g * g);
+        dgn[3 * H + j] = dht * tc * o * (1.0f - o);
+        dcn[j] = dct * f;
+      }
+    }
+    /* dh_{t-1} = dG_t[N,4H] @ Whh[4H,H]; the last one lands in dh0 */
+    if (t > 0) nnl_sgemm(0, 0, N, H, 4 * H, 1.0f, dg, 4 * H, Whh, H, 0.0f, dh, H);
+    else if (dh0) nnl_sgemm(0, 0, N, H, 4 * H, 1.0f, dg, 4 * H, Whh, H, 1.0f, dh0, H);
+  }
+  if (dc0)
+    for (int64_t k = 0; k < NH; k++) dc0[k] += dc[k];
+  column_sums(dbih, dbhh, dG, T * N, 4 * H);
+  weight_grads(dX, dWih, dWhh, dG, dG, Y, X, h0, Wih, T, N, D, H, 4 * H);
+}
+
+/* ---- GRU ---- */
+
+void nnl_gru_forward(float *Y, float *gates, float *ghn, float *work, const float *X,
+                     const float *h0, const float *Wih, const float *Whh, const float *bih,
+                     const float *bhh, int T, int N, int D, int H) {
+  int64_t NH = (int64_t)N * H, G3 = 3 * (int64_t)H;
+  /* b_hh stays out of the projection: b_hn sits inside r * (.) */
+  project_inputs(gates, X, Wih, bih, NULL, T * N, D, 3 * H);
+  for (int t = 0; t < T; t++) {
+    float *a = gates + t * N * G3, *y = Y + t * NH, *gn = ghn + t * NH;
+    const float *hp = t ? y - NH : h0;
+    /* work[N,3H] = h_{t-1}[N,H] @ Whh[3H,H]^T */
+    if (hp) nnl_sgemm(0, 1, N, 3 * H, H, 1.0f, hp, H, Whh, H, 0.0f, work, 3 * H);
+#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+      float *an = a + n * G3, *yn = y + (int64_t)n * H, *gnn = gn + (int64_t)n * H;
+      const float *wn = work + n * G3, *hpn = hp ? hp + (int64_t)n * H : NULL;
+      for (int j = 0; j < H; j++) {
+        float hr = hpn ? wn[j] : 0.0f, hz = hpn ? wn[H + j] : 0.0f;
+        float hn = hpn ? wn[2 * H + j] : 0.0f, h = hpn ? hpn[j] : 0.0f;
+        if (bhh) hr += bhh[j], hz += bhh[H + j], hn += bhh[2 * H + j];
+        float r = sigmoidf(an[j] + hr), z = sigmoidf(an[H + j] + hz);
+        float nv = tanhf(an[2 * H + j] + r * hn);
+        an[j] = r, an[H + j] = z, an[2 * H + j] = nv;
+        gnn[j] = hn;
+        yn[j] = (1.0f - z) * nv + z * h;
+      }
+    }
+  }
+}
+
+void nnl_gru_backward(float *dX, float *dh0, float *dWih, float *dWhh, float *dbih, float *dbhh,
+                      float *dGx, float *dGh, float *dh, const float *Y, const float *gates,
+                      const float *ghn, const float *X, const float *h0, const float *Wih,
+                      const float *Whh, const float *dY, const float *dhT, int T, int N, int D,
+                      int H) {
+  int64_t NH = (int64_t)N * H, G3 = 3 * (int64_t)H;
+  init_state_grad(dh, dhT, NH);
+  for (int t = T - 1; t >= 0; t--) {
+    const float *a = gates + t * N * G3, *gn = ghn + t * NH, *dy = dY + t * NH;
+    const float *hp = t ? Y + (t - 1) * NH : h0;
+    float *dgx = dGx + t * N * G3, *dgh = dGh + t * N * G3;
+#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+      const float *an = a + n * G3, *gnn = gn + (int64_t)n * H, *dyn = dy + (int64_t)n * H;
+      const float *hpn = hp ? hp + (int64_t)n * H : NULL;
+      float *dxn = dgx + n * G3, *dhh = dgh + n * G3, *dhn = dh + (int64_t)n * H;
+      for (int j = 0; j < H; j++) {
+        float r = an[j], z = an[H + j], nv = an[2 * H + j], h = hpn ? hpn[j] : 0.0f;
+        float dht = dhn[j] + dyn[j];
+        float dan = dht * (1.0f - z) * (1.0f - nv * nv);
+        float dar = dan * gnn[j] * r * (1.0f - r);
+        float daz = dht * (h - nv) * z * (1.0f - z);
+        dxn[j] = dhh[j] = dar;
+        dxn[H + j] = dhh[H + j] = daz;
+        dxn[2 * H + j] = dan;
+        dhh[2 * H + j] = dan * r;
+        dhn[j] = dht * z; /* the direct path h_{t-1} -> h_t; sgemm adds the gates' */
+      }
+    }
+    /* dh_{t-1} = dh_t * z + dGh_t[N,3H] @ Whh[3H,H] */
+    if (t > 0) {
+      nnl_sgemm(0, 0, N, H, 3 * H, 1.0f, dgh, 3 * H, Whh, H, 1.0f, dh, H);
+    } else if (dh0) {
+      for (int64_t k = 0; k < NH; k++) dh0[k] += dh[k];
+      nnl_sgemm(0, 0, N, H, 3 * H, 1.0f, dgh, 3 * H, Whh, H, 1.0f, dh0, H);
+    }
+  }
+  column_sums(dbih, NULL, dGx, T * N, 3 * H);
+  column_sums(dbhh, NULL, dGh, T * N, 3 * H);
+  weight_grads(dX, dWih, dWhh, dGx, dGh, Y, X, h0, Wih, T, N, D, H, 3 * H);
+}
