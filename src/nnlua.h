@@ -27,6 +27,7 @@ size_t nnl_dtype_size(nnl_dtype dt);
 typedef struct nnl_storage {
   void *data;
   size_t nbytes;
+  size_t capacity; /* bytes actually allocated (ours only) */
   int refcount;
   void (*release)(void *ctx, void *data); /* NULL: we own data (aligned free) */
   void *ctx;

@@ -251,7 +251,7 @@ static void test_unary(void) {
     CHECK(worst < 2e-7, "unary op %d: largest relative difference %g", op, worst);
   }
   float nan_in[1] = {NAN};
-  nnl_storage st = {nan_in, 4, 1, NULL, NULL};
+  nnl_storage st = {.data = nan_in, .nbytes = 4, .refcount = 1};
   nnl_tensor nt = {.refcount = 1, .dtype = NNL_F32, .ndim = 0, .storage = &st};
   nnl_k_unary(NNL_OP_RELU, &nt, &nt);
   CHECK(isnan(nan_in[0]), "relu(nan) is nan");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 
 #include "parallel.h"
 
@@ -35,7 +36,8 @@ static struct {
 static size_t cache_bytes;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void *block_get(size_t cap) {
+static void *block_get(size_t *capp) {
+  size_t cap = *capp;
   void *p = NULL;
   if (cap >= CACHE_MIN) {
     pthread_mutex_lock(&cache_lock);
@@ -46,6 +48,7 @@ static void *block_get(size_t cap) {
         best = i;
     if (best >= 0) {
       p = cache[best].p;
+      *capp = cache[best].cap; /* the block keeps its real size for when it returns */
       cache_bytes -= cache[best].cap;
       cache[best].p = NULL;
     }
@@ -89,17 +92,31 @@ static size_t capacity(size_t nbytes) {
   return cap ? cap : 64;
 }
 
+/* RAM + swap: no block larger can ever be used. Linux refuses such a request in its default
+ * overcommit mode, but with overcommit always on it would succeed and the first write would
+ * bring the OOM killer instead of an error; refuse it here in every mode. */
+static size_t memory_limit(void) {
+  static size_t limit;
+  if (!limit) {
+    struct sysinfo si;
+    limit = sysinfo(&si) == 0 ? ((size_t)si.totalram + si.totalswap) * si.mem_unit : SIZE_MAX;
+  }
+  return limit;
+}
+
 static nnl_storage *storage_new(size_t nbytes) {
+  if (nbytes > memory_limit()) return NULL;
   nnl_storage *s = malloc(sizeof *s);
   if (!s) return NULL;
   size_t cap = capacity(nbytes);
-  void *p = cap < nbytes ? NULL : block_get(cap);
+  void *p = cap < nbytes ? NULL : block_get(&cap);
   if (!p) {
     free(s);
     return NULL;
   }
   s->data = p;
   s->nbytes = nbytes;
+  s->capacity = cap;
   s->refcount = 1;
   s->release = NULL;
   s->ctx = NULL;
@@ -112,7 +129,7 @@ static void storage_release(nnl_storage *s) {
   if (s->release) {
     s->release(s->ctx, s->data);
   } else if (!s->ctx) { /* ours; a wrapped host buffer without release has ctx set */
-    block_put(s->data, capacity(s->nbytes));
+    block_put(s->data, s->capacity);
     atomic_fetch_sub(&live_bytes, s->nbytes);
   }
   free(s);
@@ -294,6 +311,7 @@ nnl_tensor *nnl_tensor_wrap(void *data, nnl_dtype dt, int ndim, const int64_t *s
     nbytes = extent * nnl_dtype_size(dt);
   }
   s->data = data;
+  s->capacity = 0;
   s->nbytes = nbytes;
   s->refcount = 1;
   s->release = release;

@@ -70,11 +70,13 @@ FMA_CLONES static void mix_row_u8(uint8_t *o /* (n,) */, const uint8_t *a /* row
 /* Columns go in chunks whose weights every thread computes once; rows are shared out. */
 #define COLS 256
 
-void nnl_img_resize_f32(float *out /* (c, oh, ow) */, const float *in /* (c, ih, iw) window */,
-                        int c, int ih, int iw, int64_t ld, int64_t ps, int oh, int ow) {
+/* par = 0: one thread (the pipeline runs one image per thread; a team per kernel call would
+ * only add barriers). */
+static void resize_f32(float *out /* (c, oh, ow) */, const float *in /* (c, ih, iw) window */, int c,
+                       int ih, int iw, int64_t ld, int64_t ps, int oh, int ow, int par) {
   float sy = (float)ih / (float)oh, sx = (float)iw / (float)ow;
   int64_t rows = (int64_t)c * oh;
-#pragma omp parallel if (rows * ow > NNL_PAR_MIN)
+#pragma omp parallel if (par && rows * ow > NNL_PAR_MIN)
   {
     lin_w cx[COLS];
     for (int x = 0; x < ow; x += COLS) {
@@ -90,11 +92,13 @@ void nnl_img_resize_f32(float *out /* (c, oh, ow) */, const float *in /* (c, ih,
   }
 }
 
-void nnl_img_resize_u8(uint8_t *out /* (c, oh, ow) */, const uint8_t *in /* (c, ih, iw) window */,
-                       int c, int ih, int iw, int64_t ld, int64_t ps, int oh, int ow) {
+/* par = 0: one thread (the pipeline runs one image per thread; a team per kernel call would
+ * only add barriers). */
+static void resize_u8(uint8_t *out /* (c, oh, ow) */, const uint8_t *in /* (c, ih, iw) window */, int c,
+                       int ih, int iw, int64_t ld, int64_t ps, int oh, int ow, int par) {
   float sy = (float)ih / (float)oh, sx = (float)iw / (float)ow;
   int64_t rows = (int64_t)c * oh;
-#pragma omp parallel if (rows * ow > NNL_PAR_MIN)
+#pragma omp parallel if (par && rows * ow > NNL_PAR_MIN)
   {
     lin_w cx[COLS];
     for (int x = 0; x < ow; x += COLS) {
@@ -108,6 +112,16 @@ void nnl_img_resize_u8(uint8_t *out /* (c, oh, ow) */, const uint8_t *in /* (c, 
       }
     }
   }
+}
+
+void nnl_img_resize_f32(float *out /* (c, oh, ow) */, const float *in /* (c, ih, iw) window */,
+                        int c, int ih, int iw, int64_t ld, int64_t ps, int oh, int ow) {
+  resize_f32(out, in, c, ih, iw, ld, ps, oh, ow, 1);
+}
+
+void nnl_img_resize_u8(uint8_t *out /* (c, oh, ow) */, const uint8_t *in /* (c, ih, iw) window */,
+                       int c, int ih, int iw, int64_t ld, int64_t ps, int oh, int ow) {
+  resize_u8(out, in, c, ih, iw, ld, ps, oh, ow, 1);
 }
 
 /* ---- crop, flip ---- */
@@ -178,22 +192,26 @@ void nnl_img_hflip_f32(float *out /* (c, h, w) */, const float *in /* (c, h, w) 
 
 /* ---- to float, normalize, layout ---- */
 
-void nnl_img_to_float(float *out /* (n,) */, const uint8_t *in /* (n,) */, int64_t n) {
+static void to_float(float *out /* (n,) */, const uint8_t *in /* (n,) */, int64_t n, int par) {
   float lut[256];
   for (int v = 0; v < 256; v++) lut[v] = (float)v / 255.0f;
-#pragma omp parallel for if (n > NNL_PAR_MIN)
+#pragma omp parallel for if (par && n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) out[i] = lut[in[i]];
 }
 
+static void normalize(float *out /* (c, hw) */, const float *in /* (c, hw) */, int c, int64_t hw,
+                      const float *mean /* (c,) */, const float *std /* (c,) */, int par) {
+#pragma omp parallel for collapse(2) if (par && c * hw > NNL_PAR_MIN)
+  for (int k = 0; k < c; k++)
+    for (int64_t i = 0; i < hw; i++) /* a division, not a reciprocal: torchvision's div_ */
+      out[k * hw + i] = (in[k * hw + i] - mean[k]) / std[k];
+}
+
+void nnl_img_to_float(float *out /* (n,) */, const uint8_t *in /* (n,) */, int64_t n) { to_float(out, in, n, 1); }
+
 void nnl_img_normalize(float *out /* (c, hw) */, const float *in /* (c, hw) */, int c, int64_t hw,
                        const float *mean /* (c,) */, const float *std /* (c,) */) {
-  for (int k = 0; k < c; k++) {
-    const float m = mean[k], s = std[k];
-    const float *x = in + k * hw; /* x: (hw,) */
-    float *y = out + k * hw;      /* y: (hw,) */
-#pragma omp parallel for if (hw > NNL_PAR_MIN)
-    for (int64_t i = 0; i < hw; i++) y[i] = (x[i] - m) / s; /* a division, as torchvision's div_ */
-  }
+  normalize(out, in, c, hw, mean, std, 1);
 }
 
 void nnl_img_hwc_to_chw_u8(uint8_t *out /* (c, h, w) */, const uint8_t *in /* (h, w, c) */, int h,
@@ -399,11 +417,17 @@ static int resize_window(nnl_img *img, int top, int left, int wh, int ww, int h,
   if (top == 0 && left == 0 && wh == img->h && ww == img->w && h == img->h && w == img->w) return 0;
   void *q = new_pixels(img, h, w, what);
   if (!q) return -1;
+  if (wh == h && ww == w) { /* torchvision's resize returns a same-size image untouched */
+    if (img->is_float) nnl_img_crop_f32(q, img->data, img->c, img->h, img->w, top, left, h, w);
+    else nnl_img_crop_u8(q, img->data, img->c, img->h, img->w, top, left, h, w);
+    swap_in(img, q, h, w);
+    return 0;
+  }
   int64_t ps = (int64_t)img->h * img->w, off = (int64_t)top * img->w + left;
   if (img->is_float)
-    nnl_img_resize_f32(q, (const float *)img->data + off, img->c, wh, ww, img->w, ps, h, w);
+    resize_f32(q, (const float *)img->data + off, img->c, wh, ww, img->w, ps, h, w, 0);
   else
-    nnl_img_resize_u8(q, (const uint8_t *)img->data + off, img->c, wh, ww, img->w, ps, h, w);
+    resize_u8(q, (const uint8_t *)img->data + off, img->c, wh, ww, img->w, ps, h, w, 0);
   swap_in(img, q, h, w);
   return 0;
 }
@@ -442,7 +466,7 @@ int nnl_imgpipe_apply(const nnl_imgpipe *p, nnl_img *img, nnl_imgrng *r) {
       int64_t n = (int64_t)img->c * img->h * img->w;
       float *f = malloc((size_t)n * sizeof *f);
       if (!f) { nnl_set_error("ToTensor: out of memory"); return -1; }
-      nnl_img_to_float(f, img->data, n);
+      to_float(f, img->data, n, 0);
       free(img->data);
       img->data = f;
       img->is_float = 1;
@@ -460,7 +484,7 @@ int nnl_imgpipe_apply(const nnl_imgpipe *p, nnl_img *img, nnl_imgrng *r) {
         std[k] = o->std[o->nch == 1 ? 0 : k];
       }
       if (img->c > NNL_IMGPIPE_MAXCH) { nnl_set_error("Normalize: more than 4 channels"); return -1; }
-      nnl_img_normalize(img->data, img->data, img->c, (int64_t)img->h * img->w, mean, std);
+      normalize(img->data, img->data, img->c, (int64_t)img->h * img->w, mean, std, 0);
       break;
     }
     default:

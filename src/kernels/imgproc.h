@@ -111,7 +111,7 @@ int nnl_imgpipe_check(const nnl_imgpipe *p, int c);
  * size-determined ops after it): 0, or -1 if it varies. *is_float: the output dtype. */
 int nnl_imgpipe_out_size(const nnl_imgpipe *p, int *is_float, int *h, int *w);
 /* Run p on img (replacing img->data) with draws from r. 0, or -1 with the (thread-local) error set;
- * img stays valid (freeable) either way. Serial: meant for one thread per image. */
+ * img stays valid (freeable) either way. Serial (no OpenMP team of its own): one thread per image. */
 int nnl_imgpipe_apply(const nnl_imgpipe *p, nnl_img *img, nnl_imgrng *r);
 
 #ifdef __cplusplus

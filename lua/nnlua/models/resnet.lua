@@ -1,0 +1,171 @@
+-- resnet.lua: ResNet with BasicBlocks (He et al. 2015) in torchvision's layout, so its state dict
+-- loads torchvision's weights as they are (conv1, bn1, layer1.0.conv1, layer2.0.downsample.0, ..., fc).
+local nn = require "nnlua"
+local Module = require "nnlua.nn.Module"
+local init = require "nnlua.nn_init"
+
+local M = {}
+
+local function conv3x3(cin, cout, stride)
+  return nn.Conv2d(cin, cout, 3, { stride = stride, padding = 1, bias = false })
+end
+
+local function conv1x1(cin, cout, stride)
+  return nn.Conv2d(cin, cout, 1, { stride = stride, bias = false })
+end
+
+-- ---- BasicBlock: two 3x3 convolutions and a shortcut ----
+
+local BasicBlock = Module:extend("BasicBlock")
+BasicBlock.expansion = 1
+M.BasicBlock = BasicBlock
+
+--- BasicBlock(inplanes, planes, {stride = 1, downsample = nil}): relu(bn2(conv2(relu(bn1(conv1 x))))
+--- + shortcut(x)), where the shortcut is downsample(x) (a 1x1 convolution and a BatchNorm2d when the
+--- stride or the width changes) or x itself.
+function BasicBlock:init(inplanes, planes, opts)
+  opts = opts or {}
+  local stride = opts.stride or 1
+  self.conv1 = conv3x3(inplanes, planes, stride)
+  self.bn1 = nn.BatchNorm2d(planes)
+  self.relu = nn.ReLU()
+  self.conv2 = conv3x3(planes, planes, 1)
+  self.bn2 = nn.BatchNorm2d(planes)
+  if opts.downsample then self.downsample = opts.downsample end
+  self.stride = stride
+end
+
+function BasicBlock:forward(x)
+  local out = self.relu(self.bn1(self.conv1(x)))
+  out = self.bn2(self.conv2(out))
+  local shortcut = self.downsample
+  local identity = shortcut and shortcut(x) or x
+  return self.relu(out + identity)
+end
+
+-- ---- ResNet ----
+
+local ResNet = Module:extend("ResNet")
+M.ResNet = ResNet
+
+local function check_int(name, v, lo)
+  if math.type(v) ~= "integer" or v < lo then
+    error(string.format("ResNet: %s must be an integer >= %d, got %s", name, lo, tostring(v)), 4)
+  end
+  return v
+end
+
+--- ResNet(block, layers, {num_classes = 1000, in_channels = 3, width = 64, stem = "imagenet"})
+--- layers: blocks per stage, e.g. {2, 2, 2, 2} (ResNet-18); stage i has width * 2^(i-1) channels
+--- and halves the resolution from the second stage on. stem "imagenet": 7x7 stride-2 convolution
+--- and 3x3 stride-2 max pool (torchvision); stem "small": one 3x3 stride-1 convolution, no pool
+--- (for 28x28 or 32x32 inputs).
+function ResNet:init(block, layers, opts)
+  opts = opts or {}
+  if type(layers) ~= "table" or #layers < 1 then
+    error("ResNet: layers must be a list of block counts per stage, e.g. {2, 2, 2, 2}", 3)
+  end
+  local num_classes = check_int("num_classes", opts.num_classes or 1000, 1)
+  local in_channels = check_int("in_channels", opts.in_channels or 3, 1)
+  local width = check_int("width", opts.width or 64, 1)
+  local stem = opts.stem or "imagenet"
+  if stem ~= "imagenet" and stem ~= "small" then
+    error("ResNet: stem must be \"imagenet\" or \"small\", got " .. tostring(stem), 3)
+  end
+  self.block, self.stem, self.num_classes = block, stem, num_classes
+  self.inplanes = width
+  if stem == "imagenet" then
+    self.conv1 = nn.Conv2d(in_channels, width, 7, { stride = 2, padding = 3, bias = false })
+  else
+    self.conv1 = conv3x3(in_channels, width, 1)
+  end
+  self.bn1 = nn.BatchNorm2d(width)
+  self.relu = nn.ReLU()
+  if stem == "imagenet" then self.maxpool = nn.MaxPool2d(3, { stride = 2, padding = 1 }) end
+  for i, n in ipairs(layers) do
+    check_int("layers[" .. i .. "]", n, 1)
+    self["layer" .. i] = self:make_layer(block, width << (i - 1), n, i == 1 and 1 or 2)
+  end
+  self.avgpool = nn.AdaptiveAvgPool2d(1)
+  self.fc = nn.Linear(self.inplanes * block.expansion, num_classes)
+  self.num_stages = #layers
+  -- torchvision's initialisation: He normal (fan_out) for convolutions, BN weight 1 and bias 0.
+  for _, m in ipairs(self:modules()) do
+    if m.__name == "Conv2d" then
+      init.kaiming_normal_(m.weight, { mode = "fan_out", nonlinearity = "relu" })
+    end
+  end
+end
+
+--- make_layer(block, planes, blocks, stride) -> Sequential of `blocks` blocks; the first changes
+--- the stride and width (with a downsample shortcut: 1x1 convolution + BatchNorm2d).
+function ResNet:make_layer(block, planes, blocks, stride)
+  local downsample
+  if stride ~= 1 or self.inplanes ~= planes * block.expansion then
+    downsample = nn.Sequential{
+      conv1x1(self.inplanes, planes * block.expansion, stride),
+      nn.BatchNorm2d(planes * block.expansion),
+    }
+  end
+  local list = { block(self.inplanes, planes, { stride = stride, downsample = downsample }) }
+  self.inplanes = planes * block.expansion
+  for i = 2, blocks do list[i] = block(self.inplanes, planes) end
+  return nn.Sequential(list)
+end
+
+--- features(x) -> the pooled N x C features before fc (the backbone's output).
+function ResNet:features(x)
+  x = self.relu(self.bn1(self.conv1(x)))
+  if self.maxpool then x = self.maxpool(x) end
+  for i = 1, self.num_stages do x = self["layer" .. i](x) end
+  return self.avgpool(x):flatten(2)
+end
+
+function ResNet:forward(x)
+  if not nn.is_tensor(x) or x:dim() ~= 4 then
+    error(string.format("ResNet: expected an N x C x H x W float tensor, got %s",
+      nn.is_tensor(x) and ("a tensor of size [" .. table.concat(x:size(), ",") .. "]") or type(x)), 3)
+  end
+  return self.fc(self:features(x))
+end
+
+-- ---- constructors ----
+
+local function options(name, opts)
+  if opts ~= nil and type(opts) ~= "table" then error(name .. ": options must be a table, got " .. type(opts), 3) end
+  local o = {}
+  for k, v in pairs(opts or {}) do
+    if k ~= "num_classes" and k ~= "in_channels" and k ~= "width" and k ~= "layers" then
+      error(string.format("%s: unknown option '%s'", name, tostring(k)), 3)
+    end
+    o[k] = v
+  end
+  return o
+end
+
+--- nn.models.resnet18{num_classes = 1000, in_channels = 3, width = 64}: torchvision's ResNet-18
+--- (11.7 M parameters at width 64); width scales every stage (8 gives a 0.7 MB test model).
+function M.resnet18(opts)
+  return ResNet(BasicBlock, { 2, 2, 2, 2 }, options("resnet18", opts))
+end
+
+--- nn.models.resnet34{...}: torchvision's ResNet-34 (blocks 3, 4, 6, 3).
+function M.resnet34(opts)
+  return ResNet(BasicBlock, { 3, 4, 6, 3 }, options("resnet34", opts))
+end
+
+--- nn.models.resnet_small{num_classes = 10, in_channels = 1, width = 16, layers = {2, 2, 2}}:
+--- a ResNet for 28x28 images: 3x3 stem without pooling, stages of 16, 32, 64 channels at 28x28,
+--- 14x14 and 7x7, global average pool, fc.
+function M.resnet_small(opts)
+  local o = options("resnet_small", opts)
+  local layers = o.layers or { 2, 2, 2 }
+  o.layers = nil
+  o.num_classes = o.num_classes or 10
+  o.in_channels = o.in_channels or 1
+  o.width = o.width or 16
+  o.stem = "small"
+  return ResNet(BasicBlock, layers, o)
+end
+
+return M
