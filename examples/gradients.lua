@@ -76,7 +76,7 @@ local function show(name, t)
   io.write(("  %-9s"):format(name))
   for r, row in ipairs(rows) do
     if r > 1 then io.write(("\n  %-9s"):format("")) end
-    for _, v in ipairs(row) do io.write(("%9.4f"):format(v)) end
+    for _, v in ipairs(row) do io.write(("%9.4f"):format(v == 0 and 0.0 or v)) end -- no "-0.0000"
   end
   io.write("\n")
 end

@@ -16,18 +16,31 @@ local function max_abs(a, b) return (a - b):abs():max():item() end
 
 local function norm(t) return t:float():square():sum():item() ^ 0.5 end
 
--- The largest relative error (‖a - b‖ / ‖b‖) over the parameters, and where.
-local function worst_grad(model, ref)
-  local worst, where, missing = 0, nil, {}
+local function rel(a, b) return norm(a - b) / math.max(norm(b), 1e-12) end
+
+-- Every parameter's gradient against PyTorch's: relative error (‖a - b‖ / ‖b‖) within tol. Where the
+-- export holds float64 gradients (grad64.*) and PyTorch's own float32 gradient is further than tol
+-- from them (a ReLU or max-pool decision flipped by rounding), nnlua's must be as close to float64 as
+-- PyTorch's (within 2x). Returns the worst ratio to its bound (<= 1 passes) and a description.
+local function worst_grad(model, ref, tol)
+  local worst, where, missing = 0, "", {}
   for name, p in model:named_parameters() do
-    local g = ref["grad." .. name]
+    local g, g64 = ref["grad." .. name], ref["grad64." .. name]
     if not g then
       missing[#missing + 1] = name
     elseif not p.grad then
-      return math.huge, name .. " (no gradient)"
+      return math.huge, name .. " has no gradient"
     else
-      local r = norm(p.grad - g) / math.max(norm(g), 1e-12)
-      if r > worst then worst, where = r, name end
+      local r, ratio, text = rel(p.grad, g), nil, nil
+      ratio, text = r / tol, ("%s: relative error %.3g against PyTorch (bound %g)"):format(name, r, tol)
+      if ratio > 1 and g64 then
+        local ours, theirs = rel(p.grad, g64), rel(g, g64)
+        local bound = math.max(tol, 2 * theirs)
+        ratio = ours / bound
+        text = ("%s: relative error %.3g against PyTorch float32, %.3g against float64 where PyTorch's "
+          .. "float32 has %.3g (bound %.3g)"):format(name, r, ours, theirs, bound)
+      end
+      if ratio > worst then worst, where = ratio, text end
     end
   end
   assert.same({}, missing)
@@ -55,9 +68,8 @@ local function check_parity(prefix, opts)
   d = math.abs(loss:item() - ref["train.loss"]:item())
   assert.is_true(d <= 1e-5, ("loss differs by %.3g"):format(d))
   loss:backward()
-  local r, where = worst_grad(model, ref)
-  assert.is_true(r <= (opts.grad_tol or 1e-4),
-    ("gradient of %s: relative error %.3g against PyTorch (> %g)"):format(tostring(where), r, opts.grad_tol or 1e-4))
+  local ratio, where = worst_grad(model, ref, opts.grad_tol or 1e-4)
+  assert.is_true(ratio <= 1, "gradient of " .. where)
 
   for name, b in model:named_buffers() do
     local a = ref["after." .. name]

@@ -432,7 +432,7 @@ void nnlb_open_image(lua_State *L, int module) {
   lua_pushcfunction(L, c_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  lua_newtable(L);
+  luaL_getsubtable(L, module, "image"); /* image_ops.c adds its functions to the same table */
   luaL_setfuncs(L, image_funcs, 0);
-  lua_setfield(L, module, "image");
+  lua_pop(L, 1);
 }

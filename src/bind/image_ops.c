@@ -235,7 +235,8 @@ static void pair_field(lua_State *L, int t, const char *k, double *v) {
 static int l_pipeline(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n = (int)luaL_len(L, 1);
-  if (n > NNL_IMGPIPE_MAXOPS) return luaL_error(L, "nn.image.pipeline: %d steps (at most %d)", n, NNL_IMGPIPE_MAXOPS);
+  if (n > NNL_IMGPIPE_MAXOPS)
+    return luaL_error(L, "nn.image.pipeline: %d steps (at most %d)", n, NNL_IMGPIPE_MAXOPS);
   nnl_imgpipe *p = lua_newuserdatauv(L, sizeof *p, 0);
   memset(p, 0, sizeof *p);
   luaL_setmetatable(L, PIPE_MT);

@@ -282,8 +282,8 @@ void nnlb_open_io(lua_State *L, int methods, int module) {
   lua_setfield(L, module, "save");
   lua_pushcfunction(L, l_load);
   lua_setfield(L, module, "load");
-  lua_newtable(L);
+  luaL_getsubtable(L, module, "io"); /* json.c adds read_json / parse_json here */
   luaL_setfuncs(L, io_funcs, 0);
-  lua_setfield(L, module, "io");
+  lua_pop(L, 1);
   nnlb_open_image(L, module);
 }

@@ -8,6 +8,7 @@ local models = {
   resnet18 = resnet.resnet18,
   resnet34 = resnet.resnet34,
   resnet_small = resnet.resnet_small,
+  Captioner = require "nnlua.models.captioning", -- image captioning (models/captioning.lua)
 }
 
 return models

@@ -1,0 +1,302 @@
+-- examples/captioning.lua: the course's image captioner (CNN encoder + RNN/LSTM decoder) trained on
+-- data/captions; loss curve, captioned sample sheets, BLEU-1..4 and objects named on validation.
+local nn = rawget(_G, "nn") or require "nnlua"
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local lib = dofile(here .. "/lib/classify.lua") -- json(), data_dir(), peak_rss_mb()
+local Captioner = require "nnlua.models.captioning"
+local bleu = require "nnlua.metrics.bleu"
+local D = Captioner.data
+
+local USAGE = [[
+usage: nnlua examples/captioning.lua [options]
+
+Image captioning as in the course: a CNN encoder (conv 3x3 -> batch norm -> ReLU -> 2x2 max pool per
+--channels entry), its features -> the initial hidden state, word embeddings, an LSTM or RNN, scores
+over the vocabulary; softmax loss over captions_out masked at <NULL>, Adam. An epoch visits every
+training image once, each with one of its 3-5 captions drawn at random. After training: greedy (and
+with --beam K, beam) decoding of the validation images, corpus BLEU-1..4 against all references,
+and the fraction of objects named. Writes model.safetensors, loss.png, train_samples.png and
+val_samples.png to --out. bench/torch_captioning.py is the PyTorch twin (same recipe and order).
+
+  --data DIR          the captioning set (default data/captions; scripts/get-data makes it)
+  --cell lstm|rnn|gru recurrent cell (default lstm)
+  --epochs E          passes over the training images (default 5; 60 with --overfit)
+  --batch-size B      captions per step (default 50; 25 with --overfit)
+  --lr LR             Adam learning rate (default 2e-3; 5e-3 with --overfit)
+  --lr-decay G        the learning rate is multiplied by G after each epoch (default 0.7; 1 with --overfit)
+  --overfit N         the course's sanity check: train on N images (e.g. 50), each with its first
+                      caption only, until the loss is near zero
+  --beam K            also decode the validation set with beam search of width K (default 1: greedy only)
+  --length-norm       rank beam hypotheses by log-probability per token instead of the sum
+  --wordvec-dim W     word vector size (default 256)     --hidden-dim H   hidden size (default 512)
+  --channels LIST     encoder channels (default 16,32,64,64)
+  --limit N           train on the first N images only  --val-limit N    score N validation images
+  --threads T         threads for kernels and BLAS (default: as started)
+  --seed S            initial weights, image order and caption choice (default 0)
+  --out DIR           output directory (default out/captioning)
+  --json              one JSON object per epoch on stdout (as the twin); no progress bar
+  --no-save           neither checkpoint nor pictures
+  --help              this text]]
+
+local function die(msg)
+  io.stderr:write("captioning.lua: ", msg, "\n(--help lists the options)\n")
+  os.exit(2)
+end
+
+local function parse(args)
+  local o = { data = "data/captions", cell = "lstm", seed = 0, out = "out/captioning", beam = 1,
+              wordvec_dim = 256, hidden_dim = 512, channels = "16,32,64,64" }
+  local kinds = { ["--data"] = "data:s", ["--cell"] = "cell:s", ["--epochs"] = "epochs:i",
+                  ["--batch-size"] = "batch_size:i", ["--lr"] = "lr:n", ["--lr-decay"] = "lr_decay:n",
+                  ["--overfit"] = "overfit:i", ["--beam"] = "beam:i", ["--threads"] = "threads:i",
+                  ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i",
+                  ["--val-limit"] = "val_limit:i", ["--wordvec-dim"] = "wordvec_dim:i",
+                  ["--hidden-dim"] = "hidden_dim:i", ["--channels"] = "channels:s" }
+  local i = 1
+  while args[i] do
+    local a = args[i]
+    local key, val = a:match("^(%-%-[%w-]+)=(.*)$")
+    if key then a = key end
+    if a == "--help" or a == "-h" then
+      print(USAGE)
+      os.exit(0)
+    elseif a == "--json" or a == "--no-save" or a == "--length-norm" then
+      o[a:sub(3):gsub("-", "_")] = true
+    elseif kinds[a] then
+      local field, kind = kinds[a]:match("^(.*):(.)$")
+      if not val then
+        i = i + 1
+        val = args[i]
+      end
+      if val == nil then die(a .. " needs a value") end
+      if kind == "s" then
+        o[field] = val
+      else
+        local v = tonumber(val)
+        if kind == "i" then v = v and math.tointeger(v) end
+        if not v then die(("%s needs %s, got %q"):format(a, kind == "i" and "an integer" or "a number", val)) end
+        o[field] = v
+      end
+    else
+      die("unknown argument " .. a)
+    end
+    i = i + 1
+  end
+  if o.cell ~= "lstm" and o.cell ~= "rnn" and o.cell ~= "gru" then die("--cell must be lstm, rnn or gru") end
+  local ov = o.overfit ~= nil
+  o.epochs = o.epochs or (ov and 60 or 5)
+  o.batch_size = o.batch_size or (ov and 25 or 50)
+  o.lr = o.lr or (ov and 5e-3 or 2e-3)
+  o.lr_decay = o.lr_decay or (ov and 1 or 0.7)
+  local ch = {}
+  for c in o.channels:gmatch("[^,]+") do ch[#ch + 1] = math.tointeger(tonumber(c)) or die("bad --channels") end
+  o.channel_list = ch
+  if o.epochs < 0 or o.batch_size < 1 or o.beam < 1 or (ov and o.overfit < 1) then
+    die("epochs, batch size, beam and overfit must be positive")
+  end
+  return o
+end
+
+-- Greedy wrap of text into lines of at most n characters.
+local function wrap(text, n)
+  local lines, cur = {}, ""
+  for w in text:gmatch("%S+") do
+    if cur == "" then cur = w
+    elseif #cur + 1 + #w <= n then cur = cur .. " " .. w
+    else
+      lines[#lines + 1] = cur
+      cur = w
+    end
+  end
+  if cur ~= "" or #lines == 0 then lines[#lines + 1] = cur end
+  return lines
+end
+
+--- A sheet of images, each with its generated caption (blue) and a reference caption (grey) drawn
+--- under it, wrapped to the cell width (nn.image.grid cuts labels at one line; captions need three).
+local function sample_sheet(path, title, images, gens, refs, cols)
+  local n, zoom, cw, lines = images:size(1), 3, 264, 3
+  local side = images:size(2) * zoom
+  local lh, chars = 9, (264 - 8) // 6
+  local chh = side + 6 + 2 * lines * lh + 8
+  local rows = (n + cols - 1) // cols
+  local W, H = cols * cw + (cols + 1) * 8, 28 + rows * chh + (rows + 1) * 8
+  local cv = nn.image.canvas(W, H, 0xFFFFFF)
+  cv:text(8, 8, title, 0x111111, 2)
+  for k = 1, n do
+    local x, y = 8 + ((k - 1) % cols) * (cw + 8), 28 + 8 + ((k - 1) // cols) * (chh + 8)
+    cv:blit(images[k], x + (cw - side) // 2, y, zoom)
+    local ty = y + side + 6
+    local g, r = wrap("gen: " .. gens[k], chars), wrap("ref: " .. refs[k], chars)
+    for j = 1, math.min(lines, #g) do cv:text(x + 4, ty + (j - 1) * lh, g[j], 0x1F4E9A) end
+    for j = 1, math.min(lines, #r) do cv:text(x + 4, ty + (lines + j - 1) * lh, r[j], 0x555555) end
+  end
+  cv:save(path)
+end
+
+-- Generated captions (texts) for images 1..n of split s, greedy or beam.
+local function caption_split(model, s, n, vocab, beam, length_norm)
+  local ids = model:generate(s.images:narrow(1, 1, n), { beam = beam, length_norm = length_norm })
+  return D.decode_batch(ids, vocab.idx_to_word)
+end
+
+-- BLEU-1..4 and the objects score of generated texts against split s's first n images.
+local function score(s, texts, vocab)
+  local refs = {}
+  for i = 1, #texts do refs[i] = D.references(s, i, vocab.idx_to_word) end
+  local b = bleu.corpus(refs, texts)
+  local cells = {}
+  for i = 1, #texts do cells[i] = s.cell_codes[i] end
+  return b, D.score_objects(cells, texts)
+end
+
+local function round(x, d)
+  local m = 10 ^ d
+  return math.floor(x * m + 0.5) / m
+end
+
+local function main(args)
+  local o = parse(args)
+  local log = o.json and io.stderr or io.stdout
+  if o.threads then nn.set_num_threads(o.threads) end
+  local dir = lib.data_dir(o.data, arg and arg[0])
+  local ok, vocab, train, val = pcall(function()
+    return D.load_vocab(dir .. "/vocab.json"), D.load_split(dir, "train"), D.load_split(dir, "val")
+  end)
+  if not ok then
+    io.stderr:write("captioning.lua: ", tostring(vocab), "\n(scripts/get-data --captions makes the data set)\n")
+    os.exit(1)
+  end
+  local n_train = math.min(o.overfit or o.limit or train.n_images, train.n_images)
+  local n_val = math.min(o.val_limit or val.n_images, val.n_images)
+
+  nn.manual_seed(o.seed)
+  local model = Captioner{ vocab_size = #vocab.idx_to_word, wordvec_dim = o.wordvec_dim,
+                           hidden_dim = o.hidden_dim, cell = o.cell, channels = o.channel_list }
+  local opt = nn.optim.Adam(model:parameters(), { lr = o.lr })
+  local sched = nn.optim.ExponentialLR(opt, { gamma = o.lr_decay })
+  local rng = D.rng(o.seed)
+  if not o.json then
+    log:write(("captioning on %s: %d training images%s, %d validation images, vocabulary %d, %d threads\n%s\n")
+      :format(dir, n_train, o.overfit and " (overfit: first caption of each)" or "", n_val,
+              #vocab.idx_to_word, nn.get_num_threads(), tostring(model)))
+  end
+
+  local sub = { n_images = n_train, first = train.first, count = train.count }
+  local losses, last_loss = {}, 0 / 0
+  for epoch = 1, o.epochs do
+    local rows
+    if o.overfit then -- a fixed set of pairs: each image with its first caption, shuffled
+      rows = {}
+      for k, i in ipairs(rng.perm(n_train)) do rows[k] = train.first[i] end
+    else
+      rows = D.epoch_rows(sub, rng)
+    end
+    local steps = (#rows + o.batch_size - 1) // o.batch_size
+    local bar = not o.json and nn.progress{ total = steps, epoch = epoch, epochs = o.epochs } or nil
+    local t0, loss_sum, step_ts = nn.clock(), 0, {}
+    model:train()
+    for s = 1, steps do
+      local first = (s - 1) * o.batch_size + 1
+      local count = math.min(o.batch_size, #rows - first + 1)
+      local ts = nn.clock()
+      local x, caps = D.batch(train, rows, first, count)
+      opt:zero_grad()
+      local loss = model(x, caps)
+      loss:backward()
+      opt:step()
+      local l = loss:item()
+      step_ts[s] = nn.clock() - ts
+      losses[#losses + 1], loss_sum = l, loss_sum + l
+      if bar then bar:update(s, { loss = l, samples = count }) end
+    end
+    local train_s = nn.clock() - t0
+    if bar then bar:finish({ loss = loss_sum / steps }) end
+    last_loss = loss_sum / steps
+    sched:step()
+    table.sort(step_ts)
+    -- validation after every epoch with --json (the twin does the same), else at the end only
+    if o.json or epoch == o.epochs then
+      local tg = nn.clock()
+      local texts = caption_split(model, val, n_val, vocab, 1)
+      local gen_s = nn.clock() - tg
+      local b, obj = score(val, texts, vocab)
+      if o.json then
+        io.stdout:write(lib.json{
+          { "bench", "captioning" }, { "impl", "nnlua" }, { "cell", o.cell }, { "epoch", epoch },
+          { "train_s", round(train_s, 3) }, { "step_s", round(step_ts[(#step_ts + 1) // 2], 5) },
+          { "train_loss", round(last_loss, 5) },
+          { "bleu1", round(b[1], 5) }, { "bleu2", round(b[2], 5) }, { "bleu3", round(b[3], 5) },
+          { "bleu4", round(b[4], 5) }, { "objects_named", round(obj.correct / obj.total, 5) },
+          { "objects_correct", obj.correct }, { "objects_total", obj.total }, { "extra_objects", obj.extra },
+          { "count_errors", obj.count_errors }, { "images_exact", obj.images_exact },
+          { "generate_s", round(gen_s, 3) }, { "n_train", n_train }, { "n_val", n_val },
+          { "batch_size", o.batch_size }, { "lr", o.lr }, { "lr_decay", o.lr_decay }, { "seed", o.seed },
+          { "threads", nn.get_num_threads() }, { "peak_rss_mb", round(lib.peak_rss_mb() or 0, 1) },
+          { "sample", texts[1] },
+        }, "\n")
+        io.stdout:flush()
+      else
+        log:write(("epoch %d: train %.1f s (%.0f ms/step, loss %.4f)\n"):format(epoch, train_s,
+          1e3 * step_ts[(#step_ts + 1) // 2], last_loss))
+      end
+      if epoch == o.epochs then
+        log:write(("validation (%d images, greedy): BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f\n")
+          :format(n_val, b[1], b[2], b[3], b[4]))
+        log:write(("objects correctly named: %d / %d = %.2f%%; extra objects named %d, wrong counts %d, "
+          .. "captions naming exactly the image's objects %d / %d (%.1f%%); decoding %.1f s\n")
+          :format(obj.correct, obj.total, 100 * obj.correct / obj.total, obj.extra, obj.count_errors,
+                  obj.images_exact, n_val, 100 * obj.images_exact / n_val, gen_s))
+        if o.beam > 1 then
+          tg = nn.clock()
+          local bt = caption_split(model, val, n_val, vocab, o.beam, o.length_norm)
+          local bb, bo = score(val, bt, vocab)
+          log:write(("validation (beam %d%s, %.1f s): BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f; "
+            .. "objects named %.2f%%, extra %d\n"):format(o.beam, o.length_norm and ", length-normalised" or "",
+            nn.clock() - tg, bb[1], bb[2], bb[3], bb[4], 100 * bo.correct / bo.total, bo.extra))
+        end
+      end
+    elseif not o.json then
+      log:write(("epoch %d: train %.1f s (%.0f ms/step, loss %.4f)\n"):format(epoch, train_s,
+        1e3 * step_ts[(#step_ts + 1) // 2], last_loss))
+    end
+  end
+
+  if not o.no_save and o.epochs > 0 then
+    os.execute("mkdir -p '" .. o.out:gsub("'", "'\\''") .. "'")
+    local ckpt = o.out .. "/model.safetensors"
+    nn.save(ckpt, model:state_dict(), {
+      example = "captioning", cell = o.cell, vocab_size = tostring(#vocab.idx_to_word),
+      wordvec_dim = tostring(o.wordvec_dim), hidden_dim = tostring(o.hidden_dim), channels = o.channels,
+      epochs = tostring(o.epochs), lr = tostring(o.lr), batch_size = tostring(o.batch_size),
+      seed = tostring(o.seed), overfit = tostring(o.overfit or 0), final_loss = ("%.5f"):format(last_loss),
+    })
+    local png = o.out .. "/loss.png"
+    nn.plot.lines{
+      path = png, title = ("captioning (%s%s): training loss"):format(o.cell:upper(),
+        o.overfit and (", overfit " .. o.overfit .. " images") or ""),
+      xlabel = "iteration", ylabel = "loss per caption",
+      series = { { name = "per step", y = losses, color = 0xA6C8E6, width = 1 },
+                 { name = "moving average", y = nn.plot.smooth(losses, math.max(5, #losses // 40)),
+                   color = 0x1F4E9A, width = 2 } },
+    }
+    -- sample sheets: training images the model has seen, validation images it has not
+    local ns = 12
+    local function sheet(s, n, name, what)
+      n = math.min(ns, n)
+      local gens = caption_split(model, s, n, vocab, o.beam, o.length_norm)
+      local refs = {}
+      for i = 1, n do refs[i] = D.references(s, i, vocab.idx_to_word)[1] end
+      local p = o.out .. "/" .. name
+      sample_sheet(p, what .. (o.beam > 1 and (" (beam " .. o.beam .. ")") or " (greedy)"),
+                   s.images:narrow(1, 1, n), gens, refs, 4)
+      return p
+    end
+    local p1 = sheet(train, n_train, "train_samples.png", "training images")
+    local p2 = sheet(val, n_val, "val_samples.png", "validation images")
+    log:write(("saved %s, %s, %s and %s\n"):format(ckpt, png, p1, p2))
+  end
+  return last_loss
+end
+
+main(arg or {})

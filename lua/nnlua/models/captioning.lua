@@ -1,0 +1,295 @@
+-- nnlua.models.captioning: the course's image captioner -- a CNN encoder trained with it, features ->
+-- initial hidden state, word embedding, RNN/LSTM/GRU, vocabulary projection; greedy and beam decoding.
+local nn = require "nnlua"
+local Module = require "nnlua.nn.Module"
+local data = require "nnlua.models.captioning_data"
+
+local NULL, START, END = data.NULL, data.START, data.END
+
+local Captioner = Module:extend("Captioner")
+
+local CELLS = { lstm = "LSTM", rnn = "RNN", gru = "GRU" }
+local KNOWN = { vocab_size = true, wordvec_dim = true, hidden_dim = true, cell = true, encoder = true,
+                feature_dim = true, channels = true, image_size = true, max_len = true }
+
+--- Captioner.default_encoder(channels = {32, 64, 128, 128}, image_size = 64) -> encoder, feature_dim:
+--- per entry a block conv 3x3 (padding 1) -> BatchNorm2d -> ReLU -> 2x2 max pool, then Flatten.
+--- A 64 x 64 image ends as c x 4 x 4 after four blocks: each of the 2 x 2 grid cells of the data
+--- keeps a 2 x 2 patch of features, so where an object is stays visible to the decoder.
+function Captioner.default_encoder(channels, image_size)
+  channels, image_size = channels or { 32, 64, 128, 128 }, image_size or 64
+  local layers, cin, side = {}, 1, image_size
+  for _, c in ipairs(channels) do
+    layers[#layers + 1] = nn.Conv2d(cin, c, 3, { padding = 1, bias = false })
+    layers[#layers + 1] = nn.BatchNorm2d(c)
+    layers[#layers + 1] = nn.ReLU()
+    layers[#layers + 1] = nn.MaxPool2d(2)
+    cin, side = c, side // 2
+  end
+  layers[#layers + 1] = nn.Flatten()
+  return nn.Sequential(layers), cin * side * side
+end
+
+--- Captioner{vocab_size =, wordvec_dim = 256, hidden_dim = 512, cell = "lstm" | "rnn" | "gru",
+---   encoder = nil (the default CNN), feature_dim = (its output size; required with encoder),
+---   channels = {32, 64, 128, 128}, image_size = 64, max_len = 16}
+--- Children: encoder, init_h (Linear feature_dim -> H, the course's W_proj), embed (Embedding V x W),
+--- rnn (nn.LSTM / nn.RNN / nn.GRU, batch_first), vocab (Linear H -> V, applied over N x T x H).
+function Captioner:init(opts)
+  if type(opts) ~= "table" then error("Captioner: expected an options table {vocab_size = ...}", 3) end
+  for k in pairs(opts) do
+    if not KNOWN[k] then error("Captioner: unknown option '" .. tostring(k) .. "'", 3) end
+  end
+  local V = opts.vocab_size
+  if math.type(V) ~= "integer" or V < 4 then
+    error("Captioner: vocab_size must be an integer >= 4 (with <NULL>, <START>, <END>, <UNK>), got "
+          .. tostring(V), 3)
+  end
+  local cell = opts.cell or "lstm"
+  if not CELLS[cell] then error("Captioner: cell must be \"lstm\", \"rnn\" or \"gru\", got " .. tostring(cell), 3) end
+  local W, H = opts.wordvec_dim or 256, opts.hidden_dim or 512
+  local encoder, fdim = opts.encoder, opts.feature_dim
+  if encoder then
+    if math.type(fdim) ~= "integer" or fdim < 1 then
+      error("Captioner: with an encoder, give its output size as feature_dim", 3)
+    end
+  else
+    encoder, fdim = Captioner.default_encoder(opts.channels, opts.image_size)
+  end
+  self.cell, self.vocab_size, self.wordvec_dim, self.hidden_dim = cell, V, W, H
+  self.feature_dim, self.max_len = fdim, opts.max_len or 16
+  self.encoder = encoder
+  self.init_h = nn.Linear(fdim, H)
+  self.embed = nn.Embedding(V, W)
+  self.rnn = nn[CELLS[cell]](W, H, { batch_first = true })
+  self.vocab = nn.Linear(H, V)
+end
+
+-- Images as the encoder wants them: float N x 1 x S x S in [0, 1] from uint8 0..255 (or as given
+-- when already float); N x S x S gets its channel dimension.
+local function prepare(images)
+  local x = images
+  if x:dim() == 3 then x = x:view(x:size(1), 1, x:size(2), x:size(3)) end
+  if x:dtype() == "uint8" then x = x:float() * (1 / 255) end
+  return x
+end
+
+--- features(images) -> N x feature_dim (the encoder's output).
+function Captioner:features(images)
+  return self.encoder(prepare(images))
+end
+
+-- Initial state of the recurrent layer from features: h0 = features W_proj^T + b (c0 = 0).
+function Captioner:initial_state(feats)
+  local h0 = self.init_h(feats)
+  if self.cell == "lstm" then return h0, nn.zeros(h0:size(1), self.hidden_dim) end
+  return h0
+end
+
+--- forward(images, captions) -> loss: the course's temporal softmax loss. captions is int64
+--- N x (T + 1); captions_in = all but the last token, captions_out = all but the first; positions
+--- where captions_out is <NULL> are ignored; the loss is summed over time and averaged over the
+--- batch (the course's normalisation: per caption, not per token).
+function Captioner:forward(images, captions)
+  local scores, out = self:scores(images, captions)
+  local N, T, V = scores:size(1), scores:size(2), scores:size(3)
+  local loss = nn.F.cross_entropy(scores:reshape(N * T, V), out:reshape(N * T),
+                                  { ignore_index = NULL, reduction = "sum" })
+  return loss / N
+end
+
+--- scores(images, captions) -> vocabulary scores N x T x V for captions_in, and captions_out.
+function Captioner:scores(images, captions)
+  if not nn.is_tensor(captions) or captions:dim() ~= 2 or captions:size(2) < 2 then
+    error("Captioner: captions must be an int64 tensor N x (T + 1), T >= 1", 3)
+  end
+  local N, T1 = captions:size(1), captions:size(2)
+  local cin, cout = captions:narrow(2, 1, T1 - 1), captions:narrow(2, 2, T1 - 1)
+  local h0, c0 = self:initial_state(self:features(images))
+  local x = self.embed(cin)                                   -- N x T x W
+  local hx = c0 and { h0:unsqueeze(1), c0:unsqueeze(1) } or h0:unsqueeze(1)
+  local h = self.rnn(x, hx)                                   -- N x T x H
+  local scores = nn.F.linear(h, self.vocab.weight, self.vocab.bias) -- temporal affine, N x T x V
+  if scores:size(1) ~= N then error("Captioner: internal: batch size changed", 2) end
+  return scores, cout
+end
+
+-- One recurrent step for decoding: x N x W, state {h, c} -> new state.
+function Captioner:_step(x, h, c)
+  local r = self.rnn
+  local w_ih, w_hh, b_ih, b_hh = r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0
+  if self.cell == "lstm" then return nn.F.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh) end
+  if self.cell == "gru" then return nn.F.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh) end
+  return nn.F.rnn_cell(x, h, w_ih, w_hh, b_ih, b_hh)
+end
+
+-- Runs fn with the model in eval mode (batch norm uses its running statistics) and without a
+-- graph, then restores the mode.
+local function inference(self, fn)
+  local was = self.training
+  self:eval()
+  local ok, a, b = pcall(nn.no_grad, fn)
+  self:train(was)
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+-- After the first <END> of each row, <NULL>: the format of the data's token rows.
+local function pad_after_end(rows)
+  for _, row in ipairs(rows) do
+    local ended = false
+    for t = 1, #row do
+      if ended then row[t] = NULL elseif row[t] == END then ended = true end
+    end
+  end
+  return nn.tensor(rows, "int64")
+end
+
+--- sample(images, {max_len = 16}) -> int64 N x max_len: greedy decoding from <START>, one
+--- recurrent step and one argmax at a time; every position after a row's first <END> is <NULL>.
+--- The loop stops early once every row has ended.
+function Captioner:sample(images, opts)
+  local max_len = opts and opts.max_len or self.max_len
+  return inference(self, function()
+    local h, c = self:initial_state(self:features(images))
+    local N = h:size(1)
+    local word = nn.full({ N }, START, "int64")
+    local words, done = {}, nil
+    for t = 1, max_len do
+      h, c = self:_step(nn.F.embedding(word, self.embed.weight), h, c)
+      word = nn.F.linear(h, self.vocab.weight, self.vocab.bias):argmax(2):view(N)
+      words[t] = word
+      local ended = word:eq(END)
+      done = done and (done + ended:long()) or ended:long()
+      if done:min():item() > 0 then break end
+    end
+    local rows = nn.stack(words, 2):totable()
+    for _, row in ipairs(rows) do
+      for t = #row + 1, max_len do row[t] = NULL end
+    end
+    return pad_after_end(rows)
+  end)
+end
+
+-- The k best of the candidates {score =, rank =, ...} by rank (descending), ties to the earlier.
+local function top_k(cands, k)
+  table.sort(cands, function(a, b)
+    if a.rank ~= b.rank then return a.rank > b.rank end
+    return a.order < b.order
+  end)
+  local best = {}
+  for i = 1, math.min(k, #cands) do best[i] = cands[i] end
+  return best
+end
+
+--- beam_search(images, {beam = 3, max_len = 16, length_norm = false}) -> int64 N x max_len, and
+--- the list of the chosen captions' total log-probabilities. Each image keeps `beam` hypotheses;
+--- a hypothesis that emits <END> is finished and stays in the beam with its score frozen. The
+--- search stops when all hypotheses of all images have finished or after max_len steps. Ranking:
+--- the sum of token log-probabilities (<END> included); with length_norm = true that sum divided
+--- by the number of tokens, which stops the bias towards short captions. beam = 1 is greedy.
+function Captioner:beam_search(images, opts)
+  opts = opts or {}
+  local k, max_len, norm = opts.beam or 3, opts.max_len or self.max_len, opts.length_norm == true
+  if math.type(k) ~= "integer" or k < 1 then error("beam_search: beam must be a positive integer", 2) end
+  return inference(self, function()
+    local h, c = self:initial_state(self:features(images))
+    local N, V = h:size(1), self.vocab_size
+    -- every image starts with k copies of the <START> state; only the first copy is alive at
+    -- first, so the k beams do not all extend the same prefix
+    local rep = {}
+    for i = 1, N do for _ = 1, k do rep[#rep + 1] = i end end
+    local rep_idx = nn.tensor(rep, "int64")
+    h = h:index_select(1, rep_idx)
+    if c then c = c:index_select(1, rep_idx) end
+    local beams = {}
+    for i = 1, N do
+      beams[i] = {}
+      for b = 1, k do
+        beams[i][b] = { words = {}, score = b == 1 and 0 or -math.huge, done = false, row = (i - 1) * k + b }
+      end
+    end
+    local word = nn.full({ N * k }, START, "int64")
+    for _ = 1, max_len do
+      h, c = self:_step(nn.F.embedding(word, self.embed.weight), h, c)
+      local logp = nn.F.log_softmax(nn.F.linear(h, self.vocab.weight, self.vocab.bias), 2):totable()
+      local src, next_word, all_done = {}, {}, true
+      for i = 1, N do
+        local cands, order = {}, 0
+        for _, bm in ipairs(beams[i]) do
+          if bm.score > -math.huge then
+            if bm.done then
+              order = order + 1
+              cands[#cands + 1] = { parent = bm, score = bm.score, rank = bm.rank, order = order }
+            else
+              local lp, len = logp[bm.row], #bm.words + 1
+              for v = 1, V do
+                local s = bm.score + lp[v]
+                order = order + 1
+                cands[#cands + 1] = { parent = bm, word = v, score = s, rank = norm and s / len or s,
+                                      order = order }
+              end
+            end
+          end
+        end
+        local best, nb = top_k(cands, k), {}
+        for b = 1, k do
+          local cd, row = best[b], (i - 1) * k + b
+          if cd then
+            local words = { table.unpack(cd.parent.words) }
+            if cd.word then words[#words + 1] = cd.word end
+            local done = cd.parent.done or cd.word == END or #words >= max_len
+            nb[b] = { words = words, score = cd.score, rank = cd.rank, done = done, row = row }
+            src[row], next_word[row] = cd.parent.row, cd.word or END
+            all_done = all_done and done
+          else -- fewer candidates than beams (tiny vocabularies): an empty slot
+            nb[b] = { words = {}, score = -math.huge, done = true, row = row }
+            src[row], next_word[row] = row, END
+          end
+        end
+        beams[i] = nb
+      end
+      if all_done then break end
+      local idx = nn.tensor(src, "int64")
+      h = h:index_select(1, idx)
+      if c then c = c:index_select(1, idx) end
+      word = nn.tensor(next_word, "int64")
+    end
+    local rows, scores = {}, {}
+    for i = 1, N do
+      local best
+      for _, bm in ipairs(beams[i]) do
+        if bm.score > -math.huge and (not best or bm.rank > best.rank) then best = bm end
+      end
+      local row = {}
+      for t = 1, max_len do row[t] = best.words[t] or NULL end
+      rows[i], scores[i] = row, best.score
+    end
+    return pad_after_end(rows), scores
+  end)
+end
+
+--- generate(images, {beam = 1, batch_size = 500, max_len =, length_norm =}) -> int64 N x max_len:
+--- greedy (beam 1) or beam search, in batches so that memory stays flat for large N.
+function Captioner:generate(images, opts)
+  opts = opts or {}
+  local beam, bs, N = opts.beam or 1, opts.batch_size or 500, images:size(1)
+  local parts = {}
+  for first = 1, N, bs do
+    local x = images:narrow(1, first, math.min(bs, N - first + 1))
+    parts[#parts + 1] = beam > 1 and (self:beam_search(x, opts)) or self:sample(x, opts)
+  end
+  return #parts == 1 and parts[1] or nn.cat(parts, 1)
+end
+
+function Captioner:extra_repr()
+  return ("cell=%s, vocab_size=%d, wordvec_dim=%d, hidden_dim=%d, feature_dim=%d")
+    :format(self.cell, self.vocab_size, self.wordvec_dim, self.hidden_dim, self.feature_dim)
+end
+
+--- decode(ids, idx_to_word) -> text (one row) -- see nnlua.models.captioning_data.decode.
+Captioner.decode = data.decode
+Captioner.decode_batch = data.decode_batch
+Captioner.data = data
+
+return Captioner
