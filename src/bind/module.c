@@ -74,12 +74,22 @@ int luaopen_nnlua(lua_State *L) {
   lua_pushcfunction(L, luaopen_nnlua_core);
   lua_setfield(L, -2, "nnlua.core");
   lua_pop(L, 1);
+  /* an installed library finds the Lua files beside it: <libdir>/../share/lua/5.4 */
+  char here[4096] = "";
+  Dl_info info;
+  if (dladdr((void *)luaopen_nnlua, &info) && info.dli_fname && strlen(info.dli_fname) < 4000) {
+    strcpy(here, info.dli_fname);
+    char *slash = strrchr(here, '/');
+    if (slash) strcpy(slash, "/../share/lua/5.4");
+    else here[0] = '\0';
+  }
   lua_getglobal(L, "package");
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "path");
     const char *p = lua_tostring(L, -1);
-    lua_pushfstring(L, "%s;%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua", p ? p : "",
-                    NNL_LUA_DIR_BUILD, NNL_LUA_DIR_BUILD, NNL_LUA_DIR_INSTALL, NNL_LUA_DIR_INSTALL);
+    lua_pushfstring(L, "%s;%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua",
+                    p ? p : "", here, here, NNL_LUA_DIR_BUILD, NNL_LUA_DIR_BUILD,
+                    NNL_LUA_DIR_INSTALL, NNL_LUA_DIR_INSTALL);
     lua_setfield(L, -3, "path");
     lua_pop(L, 1);
   }

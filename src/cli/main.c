@@ -413,9 +413,27 @@ static int handle_script(lua_State *L, char **argv)
 /* ---- the nnlua module ---- */
 
 /* Append ";dir/?.lua;dir/?/init.lua" for each directory not yet in package.path. */
+/* An installed nnlua finds its Lua files beside it (<prefix>/bin/../share/lua/5.4), wherever
+ * the prefix was moved; a build-tree nnlua has none there and uses the source tree. */
+static const char *installed_lua_dir(void)
+{
+  static char dir[4096];
+  char file[4200];
+  ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 64);
+  if (n <= 0)
+    return NULL;
+  dir[n] = '\0';
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL)
+    return NULL;
+  strcpy(slash, "/../share/lua/5.4");
+  snprintf(file, sizeof file, "%s/nnlua/init.lua", dir);
+  return access(file, R_OK) == 0 ? dir : NULL;
+}
+
 static void extend_package_path(lua_State *L)
 {
-  static const char *const dirs[] = {BUILD_DIR, INSTALL_DIR};
+  const char *const dirs[] = {installed_lua_dir(), BUILD_DIR, INSTALL_DIR};
   size_t i;
   lua_getglobal(L, "package");
   for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
