@@ -24,13 +24,25 @@ int nnlb_fail(lua_State *L) {
   return luaL_error(L, "%s", e);
 }
 
-/* Lua sees only an 8-byte userdata per tensor: report the storage behind new tensors so the
- * collector keeps pace. Small ones are pooled until they add up to 64 KB, or a loop of small
- * tensors would pile up garbage far beyond what Lua believes it holds. */
+/* Lua sees only an 8-byte userdata per tensor, so on its own it would let dead tensors pile
+ * up far beyond the live ones. Two measures: small tensors step the incremental collector
+ * (pooled until they add up to 64 KB), and once new tensor memory exceeds what was live after
+ * the last full collection (at least 64 MB), a full collection runs. The Lua heap of a
+ * training script is small, so that is cheap, and it keeps freed blocks flowing back to the
+ * storage cache instead of fresh pages being faulted in. */
 void nnlb_account(lua_State *L, const nnl_tensor *t) {
-  static size_t pending;
+  static size_t pending, since_full, full_threshold = (size_t)64 << 20;
   if (t->storage->refcount != 1) return; /* a view: its memory was reported already */
-  pending += t->storage->nbytes + sizeof *t;
+  size_t bytes = t->storage->nbytes + sizeof *t;
+  since_full += bytes;
+  if (since_full > full_threshold) {
+    since_full = pending = 0;
+    lua_gc(L, LUA_GCCOLLECT);
+    size_t live = nnl_tensor_nbytes_total();
+    full_threshold = live > ((size_t)64 << 20) ? live : (size_t)64 << 20;
+    return;
+  }
+  pending += bytes;
   if (pending < (64 << 10)) return;
   size_t kb = pending >> 10;
   pending = 0;
