@@ -142,7 +142,7 @@ function M.main(args)
     bar:finish()
     local train_s = nn.clock() - t0
     sched:step()
-    acc = M.evaluate(model, xte, yte, 500)
+    acc = M.evaluate(model, xte, yte, 200)
     print(("epoch %d: %.1f s, train loss %.4f, train acc %.2f%%, test acc %.2f%%, next lr %.4g")
       :format(epoch, train_s, loss_sum / seen, 100 * correct / seen, 100 * acc, opt.param_groups[1].lr))
     ckpt.save_checkpoint(ckpt_path, { model = model, optimizer = opt, scheduler = sched, loader = loader,

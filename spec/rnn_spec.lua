@@ -168,26 +168,30 @@ describe("cells against PyTorch", function()
 end)
 
 describe("the captioning loss against PyTorch", function()
-  it("embedding -> LSTM from projected features -> scores -> cross entropy skipping <NULL>", function()
-    local name, N, T, V, W, H = "caption", 4, 7, 11, 5, 6
-    local mods = { embed = nn.Embedding(V, W), lstm = nn.LSTM(W, H, { batch_first = true }),
-                   proj = nn.Linear(8, H), out = nn.Linear(H, V) }
-    local params = {}
-    for prefix, m in pairs(mods) do
-      for pname, p in pairs(load_module(m, name, prefix)) do
-        params[prefix .. "." .. pname] = p
+  -- embedding -> LSTM from projected features -> scores over N x T -> cross entropy skipping
+  -- <NULL> (1): averaged over the words that count, or summed and divided by N (the course's)
+  for _, case in ipairs { { "caption", "mean" }, { "caption_course", "sum" } } do
+    it(case[1] .. " (reduction " .. case[2] .. ")", function()
+      local name, N, T, V, W, H = case[1], 4, 7, 11, 5, 6
+      local mods = { embed = nn.Embedding(V, W), lstm = nn.LSTM(W, H, { batch_first = true }),
+                     proj = nn.Linear(8, H), out = nn.Linear(H, V) }
+      local params = {}
+      for prefix, m in pairs(mods) do
+        for pname, p in pairs(load_module(m, "caption", prefix)) do params[prefix .. "." .. pname] = p end
       end
-    end
-    local caps = fixture(name, "captions")
-    local cin, cout = caps:narrow(2, 1, T), caps:narrow(2, 2, T)
-    local h0 = mods.proj(fixture(name, "features")):unsqueeze(1)
-    local y = mods.lstm(mods.embed(cin), { h0, nn.zeros_like(h0) })
-    local scores = mods.out(y)
-    local loss = F.cross_entropy(scores:view(N * T, V), cout:reshape(N * T), { ignore_index = 1 })
-    assert_close(loss, fixture(name, "loss"), "loss")
-    loss:backward()
-    for pname, p in pairs(params) do assert_close(p.grad, fixture(name, "g." .. pname), "d/d" .. pname) end
-  end)
+      local caps = fixture("caption", "captions")
+      local cin, cout = caps:narrow(2, 1, T), caps:narrow(2, 2, T)
+      local h0 = mods.proj(fixture("caption", "features")):unsqueeze(1)
+      local y = mods.lstm(mods.embed(cin), { h0, nn.zeros_like(h0) })
+      local scores = mods.out(y)
+      local loss = F.cross_entropy(scores:view(N * T, V), cout:reshape(N * T),
+        { ignore_index = 1, reduction = case[2] })
+      if case[2] == "sum" then loss = loss / N end
+      assert_close(loss, fixture(name, "loss"), "loss")
+      loss:backward()
+      for pname, p in pairs(params) do assert_close(p.grad, fixture(name, "g." .. pname), "d/d" .. pname) end
+    end)
+  end
 end)
 
 local function check(fn, inputs, opts)

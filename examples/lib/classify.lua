@@ -193,9 +193,6 @@ function M.run(name, bench, about, default_epochs, build, args, script)
     local right = M.evaluate(model, test.images, test.labels, o.infer_batch)
     local infer_s = nn.clock() - t0
     acc = right / nte
-    -- Tensors are freed when Lua collects their handles; a full collection per epoch (outside the
-    -- timed parts) keeps the garbage of one epoch from piling onto the next.
-    collectgarbage()
     if o.json then
       io.stdout:write(M.json{
         { "bench", bench }, { "impl", "nnlua" }, { "epoch", epoch },

@@ -10,6 +10,7 @@ local lazy = {
   gradcheck = "nnlua.utils.gradcheck",
   data = "nnlua.data",
   metrics = "nnlua.metrics",
+  models = "nnlua.models",
   plot = "nnlua.plot",
   progress = "nnlua.utils.progress",
 }
