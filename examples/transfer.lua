@@ -147,7 +147,7 @@ local function recipe(stem, meta, channels)
   local m, s = {}, {}
   for c = 1, channels do m[c], s[c] = mean, std end
   return {
-    channels = channels, zoom = 4, show = 16, nrow = 8,
+    channels = channels, zoom = 5, show = 16, nrow = 8,
     train = T.Compose{ T.RandomResizedCrop(28, { scale = { 0.8, 1 }, ratio = { 0.9, 1.1 } }), T.ToTensor(),
                        T.Normalize(m, s) },
     val = T.Compose{ T.Resize({ 28, 28 }), T.ToTensor(), T.Normalize(m, s) },
@@ -227,7 +227,7 @@ local function prediction_grid(model, valset, loader, rec, path)
     views[i] = rec.view(nn.image.load(valset.samples[k][1], rec.channels))
     local p, t = valset.classes[pred[i]], valset.classes[truth[i]]
     if p ~= t then wrong = wrong + 1 end
-    labels[i] = (rec.zoom > 1 and "p:%s t:%s" or "pred %s / true %s"):format(p, t)
+    labels[i] = (rec.zoom > 1 and "pred:%s true:%s" or "pred %s / true %s"):format(p, t)
   end
   local sheet = nn.image.grid(nn.stack(views, 1), { nrow = rec.nrow, zoom = rec.zoom, labels = labels, padding = 4 })
   nn.image.save(sheet, path)

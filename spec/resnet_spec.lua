@@ -128,7 +128,11 @@ describe("nn.models", function()
     local m = models.resnet_small{ num_classes = 10 }
     m:freeze()
     m.fc = nn.Linear(64, 3)
-    local loss = nn.F.cross_entropy(m(nn.randn(4, 1, 28, 28)), nn.tensor({ 1, 2, 3, 1 }, "int64"))
+    local x = nn.randn(4, 1, 28, 28)
+    -- no node is recorded in the backbone: its output does not require grad (a frozen backbone costs
+    -- forward time only; conv2d and batch_norm record nothing when no input needs a gradient)
+    assert.is_false(m:features(x):is_requires_grad())
+    local loss = nn.F.cross_entropy(m(x), nn.tensor({ 1, 2, 3, 1 }, "int64"))
     loss:backward()
     for name, p in m:named_parameters() do
       if name:sub(1, 3) == "fc." then assert.is_not_nil(p.grad, name) else assert.is_nil(p.grad, name) end

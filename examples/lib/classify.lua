@@ -23,8 +23,16 @@ usage: nnlua examples/%s.lua [options]
   --infer-batch B           batch size of the timed test pass (default 1000)
   --json                    print one JSON object per epoch on stdout (as bench/torch_%s.py);
                             everything else goes to stderr and there is no progress bar
+  --checkpoint PATH         where the checkpoint goes: written atomically at the end of each epoch,
+                            every --checkpoint-every steps, and on Ctrl-C (default DIR/model.safetensors
+                            with DIR from --out; none with --no-save)
+  --checkpoint-every N      also write it every N steps (default 0: at epoch ends only)
   --no-save                 neither checkpoint nor plot
-  --help                    this text]]
+  --help                    this text
+
+Ctrl-C stops at the end of the running step, writes the checkpoint and exits with status 130 (a
+second Ctrl-C stops at once). A loss that becomes NaN or Inf stops training with status 3, keeping
+the last checkpoint written (a checkpoint is only written while every parameter is finite).]]
 
 local function die(name, msg)
   io.stderr:write(name, ".lua: ", msg, "\n(--help lists the options)\n")
@@ -38,7 +46,8 @@ function M.parse(name, about, epochs, args)
   local kinds = { ["--data"] = "data:s", ["--epochs"] = "epochs:i", ["--batch-size"] = "batch_size:i",
                   ["--lr"] = "lr:n", ["--optim"] = "optim:s", ["--threads"] = "threads:i",
                   ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i",
-                  ["--infer-batch"] = "infer_batch:i", ["--momentum"] = "momentum:n" }
+                  ["--infer-batch"] = "infer_batch:i", ["--momentum"] = "momentum:n",
+                  ["--checkpoint"] = "checkpoint:s", ["--checkpoint-every"] = "checkpoint_every:i" }
   local i = 1
   while args[i] do
     local a = args[i]
@@ -74,6 +83,8 @@ function M.parse(name, about, epochs, args)
   if o.optim ~= "adam" and o.optim ~= "sgd" then die(name, "--optim must be adam or sgd, got " .. o.optim) end
   o.lr = o.lr or (o.optim == "adam" and 1e-3 or 0.1)
   if o.epochs < 0 or o.batch_size < 1 or o.infer_batch < 1 then die(name, "epochs, batch sizes must be positive") end
+  if (o.checkpoint_every or 0) < 0 then die(name, "--checkpoint-every must be 0 or more steps") end
+  if not o.checkpoint and not o.no_save then o.checkpoint = o.out .. "/model.safetensors" end
   return o
 end
 
@@ -140,6 +151,30 @@ function M.evaluate(model, x, y, batch)
   return correct
 end
 
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- True when every parameter of model is finite (NaN or Inf times 0 is NaN, so one sum tells).
+function M.all_finite(model)
+  local was = nn.detect_anomaly(false) -- the NaN made here is the answer, not an anomaly
+  local ok = nn.no_grad(function()
+    for _, p in ipairs(model:parameters()) do
+      if (p * 0):sum():item() ~= 0 then return false end
+    end
+    return true
+  end)
+  nn.detect_anomaly(was)
+  return ok
+end
+
+--- Write model's state dict to path (atomically: nn.save writes a temporary file and renames it)
+--- unless a parameter is NaN or Inf, so the file on disk is always the last good state.
+--- Returns true when written.
+function M.save_checkpoint(path, model, meta)
+  if not M.all_finite(model) then return false end
+  nn.save(path, model:state_dict(), meta)
+  return true
+end
+
 --- Train model (built after nn.manual_seed(seed) by build()) as bench/torch_common.py does:
 --- Adam, cross-entropy, a fresh shuffle each epoch; report each epoch; save and plot at the end.
 function M.run(name, bench, about, default_epochs, build, args, script)
@@ -166,33 +201,80 @@ function M.run(name, bench, about, default_epochs, build, args, script)
       :format(name, dir, ntr, nte, nn.get_num_threads(), tostring(model)))
   end
 
+  -- checkpoints: each epoch, every --checkpoint-every steps, on Ctrl-C; never with NaN weights
+  local last_good -- the checkpoint this run wrote last
+  if o.checkpoint then
+    local parent = o.checkpoint:match("^(.*)/[^/]*$")
+    if parent and parent ~= "" then os.execute("mkdir -p " .. shell_quote(parent)) end
+  end
+  local function checkpoint(epoch, step, why)
+    if not o.checkpoint then return end
+    local ok = M.save_checkpoint(o.checkpoint, model, {
+      example = name, data = o.data, optim = o.optim, lr = o.lr, batch_size = o.batch_size, seed = o.seed,
+      epoch = epoch, step = step, saved = why,
+    })
+    if ok then last_good = o.checkpoint end
+  end
+  local function saved_where()
+    if last_good then return "checkpoint saved to " .. last_good end
+    if o.checkpoint then return "no checkpoint written (a parameter is NaN or Inf)" end
+    return "no checkpoint (--no-save)"
+  end
+  local bar
+  local function stop(code, msg)
+    if bar and bar.tty and not bar.finished then io.stdout:write("\n") end -- close the progress line
+    io.stdout:flush()
+    io.stderr:write(name, ".lua: ", msg, "\n")
+    io.stderr:flush()
+    os.exit(code)
+  end
+  -- Ctrl-C only raises a flag, polled between steps (nn.interrupt; a second Ctrl-C stops at once)
+  nn.interrupt.install()
+
   local losses, acc = {}, 0
   for epoch = 1, o.epochs do
     model:train()
-    local bar = not o.json and nn.progress{ total = #loader, epoch = epoch, epochs = o.epochs } or nil
+    bar = not o.json and nn.progress{ total = #loader, epoch = epoch, epochs = o.epochs } or nil
     local loss_sum, seen, correct, step = 0, 0, 0, 0
     local t0 = nn.clock()
     for xb, yb in loader:iter() do
       opt:zero_grad()
       local logits = model(xb)
       local loss = nn.F.cross_entropy(logits, yb)
+      local l, n = loss:item(), yb:size(1)
+      step = step + 1
+      if l ~= l or l == math.huge or l == -math.huge then
+        stop(3, ("loss became %s at epoch %d step %d; last good checkpoint: %s"):format(
+          l ~= l and "NaN" or "Inf", epoch, step,
+          last_good or (o.checkpoint and "none (none written yet)" or "none (--no-save)")))
+      end
       loss:backward()
       opt:step()
-      local l, n = loss:item(), yb:size(1)
-      loss_sum, seen, step = loss_sum + l * n, seen + n, step + 1
+      loss_sum, seen = loss_sum + l * n, seen + n
       losses[#losses + 1] = l
       if bar then
         correct = correct + nn.metrics.correct(logits:detach(), yb)
         bar:update(step, { loss = loss_sum / seen, acc = correct / seen, samples = n })
       end
+      local every = o.checkpoint_every or 0
+      if every > 0 and step % every == 0 then checkpoint(epoch, step, "every " .. every .. " steps") end
+      if nn.interrupt.requested() then
+        checkpoint(epoch, step, "interrupted")
+        stop(130, ("interrupted at epoch %d step %d; %s"):format(epoch, step, saved_where()))
+      end
     end
     local train_s = nn.clock() - t0
     if bar then bar:finish() end
+    bar = nil
 
     t0 = nn.clock()
     local right = M.evaluate(model, test.images, test.labels, o.infer_batch)
     local infer_s = nn.clock() - t0
     acc = right / nte
+    checkpoint(epoch, step, "end of epoch")
+    if nn.interrupt.requested() then
+      stop(130, ("interrupted after epoch %d; %s"):format(epoch, saved_where()))
+    end
     if o.json then
       io.stdout:write(M.json{
         { "bench", bench }, { "impl", "nnlua" }, { "epoch", epoch },
@@ -211,6 +293,7 @@ function M.run(name, bench, about, default_epochs, build, args, script)
         :format(epoch, train_s, loss_sum / ntr, 100 * acc, nte / infer_s, M.peak_rss_mb() or 0))
     end
   end
+  nn.interrupt.uninstall()
   log:write(("%s: final test accuracy %.2f%% (%d test images)\n"):format(name, 100 * acc, nte))
 
   if not o.no_save and o.epochs > 0 then

@@ -8,6 +8,7 @@ for k, v in pairs(core) do nn[k] = v end
 -- Submodules load on first use, so `require "nnlua"` stays fast.
 local lazy = {
   gradcheck = "nnlua.utils.gradcheck",
+  help = "nnlua.help",
   data = "nnlua.data",
   metrics = "nnlua.metrics",
   models = "nnlua.models",

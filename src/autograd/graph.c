@@ -1,10 +1,12 @@
 /* graph.c — graph nodes, reference counting and the backward engine.
  * Reverse mode, define-by-run: ops record nodes; backward visits them in topological order. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/parallel.h"
 #include "../core/tensor.h"
+#include "anomaly.h"
 #include "autograd.h"
 
 static _Thread_local int grad_on = 1;
@@ -191,7 +193,7 @@ static int accumulate(nnl_tensor **acc, nnl_tensor *g) {
   float *a = nnl_tensor_data(*acc);
   const float *b = nnl_tensor_data(gc);
   int64_t n = nnl_tensor_numel(gc);
-#pragma omp parallel for simd if (n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) a[i] += b[i];
   nnl_tensor_release(gc);
   return 0;
@@ -214,7 +216,7 @@ static int accumulate_leaf(nnl_tensor *leaf, nnl_tensor *g) {
   float *a = nnl_tensor_data(leaf->grad);
   const float *b = nnl_tensor_data(gc);
   int64_t n = nnl_tensor_numel(gc);
-#pragma omp parallel for simd if (n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) a[i] += b[i];
   nnl_tensor_release(gc);
   return 0;
@@ -242,6 +244,13 @@ static int push(nodevec *s, nnl_node *n) {
 }
 
 static int visit_epoch = 0;
+
+/* detect_anomaly: name the node whose backward made a NaN or Inf (inputs counted from 1). */
+static int anomalous_grad(const nnl_node *x, int input, const nnl_tensor *g) {
+  char what[160];
+  snprintf(what, sizeof what, "in the gradient computed by %s (input %d)", x->name, input + 1);
+  return nnl_anomaly_check(g, what) != 0;
+}
 
 int nnl_backward(nnl_tensor *root, nnl_tensor *gradient, int retain_graph) {
   char a[160], b[160];
@@ -327,6 +336,8 @@ int nnl_backward(nnl_tensor *root, nnl_tensor *gradient, int retain_graph) {
         nnl_set_error("backward: %s produced a gradient of size %s for input %d of size %s",
                       x->name, nnl_shape_str(gin[i], a, sizeof a), i + 1,
                       nnl_shape_fmt(wnd, wsh, b, sizeof b));
+        err = 1;
+      } else if (nnl_anomaly_mode && anomalous_grad(x, i, gin[i])) {
         err = 1;
       } else if (e->leaf) {
         err = accumulate_leaf(e->leaf, gin[i]) != 0;

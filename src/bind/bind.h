@@ -9,6 +9,7 @@
 
 #define NNLUA_WITH_LUA_API
 #include "../nnlua.h"
+#include "../autograd/anomaly.h"
 
 #define NNL_TENSOR_MT "nnlua.Tensor"
 
@@ -32,6 +33,9 @@ nnl_dtype nnlb_dtype(lua_State *L, int arg, nnl_dtype def);
 nnl_tensor *nnlb_index0(lua_State *L, int arg, const char *fn);
 /* Tell the collector about memory the userdata owns outside Lua. */
 void nnlb_account(lua_State *L, const nnl_tensor *t);
+/* nn.detect_anomaly's forward check of the tensor just pushed (anomaly.c): a Lua error naming
+ * the op when an op's result holds a NaN or Inf. Call only when nnl_anomaly_mode is set. */
+void nnlb_anomaly_forward(lua_State *L, const nnl_tensor *t);
 /* Register functions into the table on top of the stack. */
 void nnlb_setfuncs(lua_State *L, const luaL_Reg *l);
 

@@ -55,6 +55,7 @@ int nnlb_push(lua_State *L, nnl_tensor *t) {
   *ud = t;
   luaL_setmetatable(L, NNL_TENSOR_MT);
   nnlb_account(L, t);
+  if (nnl_anomaly_mode) nnlb_anomaly_forward(L, t); /* nn.detect_anomaly(true) */
   return 1;
 }
 

@@ -21,7 +21,12 @@ size_t nnl_tensor_nbytes_total(void) { return atomic_load(&live_bytes); }
 /* Large blocks are kept for reuse: a fresh 40 MB buffer costs ~10k page faults, so an
  * allocating a + b would otherwise run at a quarter of memory bandwidth. The cache is
  * small and bounded; the sanitizer build skips it so use-after-free stays visible. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature) /* clang does not define __SANITIZE_ADDRESS__ */
+#if __has_feature(address_sanitizer)
+#define NNL_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(NNL_ASAN)
 #define CACHE_SLOTS 0
 #else
 #define CACHE_SLOTS 16
@@ -210,6 +215,18 @@ static nnl_tensor *header_new(nnl_dtype dt, int ndim, const int64_t *shape) {
   return t;
 }
 
+/* The product of the sizes with zeros counted as ones must stay far from int64 overflow: a tensor
+ * with no elements still has strides (and offsets after narrow) computed from its other sizes. */
+static int sizes_too_large(int ndim, const int64_t *shape) {
+  uint64_t span = 1;
+  for (int i = 0; i < ndim; i++) {
+    uint64_t d = shape[i] > 1 ? (uint64_t)shape[i] : 1;
+    if (span > (UINT64_MAX / 16) / d) return 1;
+    span *= d;
+  }
+  return 0;
+}
+
 static int check_shape(int ndim, const int64_t *shape, nnl_dtype dt, size_t *nbytes) {
   char b[160];
   if (ndim < 0 || ndim > NNL_MAXDIM) {
@@ -223,11 +240,11 @@ static int check_shape(int ndim, const int64_t *shape, nnl_dtype dt, size_t *nby
                     nnl_shape_fmt(ndim, shape, b, sizeof b));
       return -1;
     }
-    if (shape[i] && n > (UINT64_MAX / 16) / (uint64_t)shape[i]) {
-      nnl_set_error("size %s is too large", nnl_shape_fmt(ndim, shape, b, sizeof b));
-      return -1;
-    }
     n *= (uint64_t)shape[i];
+  }
+  if (sizes_too_large(ndim, shape)) {
+    nnl_set_error("size %s is too large", nnl_shape_fmt(ndim, shape, b, sizeof b));
+    return -1;
   }
   *nbytes = (size_t)(n * nnl_dtype_size(dt));
   return 0;
@@ -561,7 +578,7 @@ int nnl_fill_(nnl_tensor *dst, double v) {
     void *p = nnl_tensor_data(dst);
     if (dst->dtype == NNL_F32) {
       float f = (float)v, *q = p;
-#pragma omp parallel for simd if (n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
       for (int64_t i = 0; i < n; i++) q[i] = f;
     } else {
       for (int64_t i = 0; i < n; i++) store(p, dst->dtype, i, v);
@@ -693,6 +710,10 @@ nnl_tensor *nnl_raw_view(nnl_tensor *t, int ndim, const int64_t *shape, const ch
     nnl_set_error("%s: shape %s is invalid for input of size %lld (%s)", fn,
                   nnl_shape_fmt(ndim, s, a, sizeof a), (long long)total,
                   nnl_shape_str(t, b, sizeof b));
+    return NULL;
+  }
+  if (sizes_too_large(ndim, s)) {
+    nnl_set_error("%s: size %s is too large", fn, nnl_shape_fmt(ndim, s, a, sizeof a));
     return NULL;
   }
   int64_t st[NNL_MAXDIM];

@@ -13,7 +13,7 @@
 void nnl_relu_forward(float *Y,       /* (n) */
                       const float *X, /* (n) */
                       int64_t n) {
-#pragma omp parallel for simd if (n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float x = X[i];
     Y[i] = x > 0.0f ? x : 0.0f;
@@ -26,7 +26,7 @@ void nnl_relu_backward(float *dX,       /* (n) */
                        const float *dY, /* (n) */
                        int64_t n) {
   /* both loads unconditional: a select, not a branch, so the loop vectorises */
-#pragma omp parallel for simd if (n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float g = dY[i];
     dX[i] += X[i] > 0.0f ? g : 0.0f;
@@ -36,7 +36,7 @@ void nnl_relu_backward(float *dX,       /* (n) */
 void nnl_leaky_relu_forward(float *Y,       /* (n) */
                             const float *X, /* (n) */
                             int64_t n, float slope) {
-#pragma omp parallel for simd if (n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float x = X[i];
     Y[i] = x > 0.0f ? x : x * slope;
@@ -47,7 +47,7 @@ void nnl_leaky_relu_backward(float *dX,       /* (n) */
                              const float *X,  /* (n) */
                              const float *dY, /* (n) */
                              int64_t n, float slope) {
-#pragma omp parallel for simd if (n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float g = dY[i];
     dX[i] += X[i] > 0.0f ? g : g * slope;

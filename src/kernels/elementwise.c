@@ -378,39 +378,39 @@ void nnl_k_unary_backward(nnl_unop op, float *gin, const float *gout, const floa
   /* gin, gout, x, y: (n,) */
   switch (op) {
   case NNL_OP_NEG:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] -= gout[i];
     break;
   case NNL_OP_EXP:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] += gout[i] * y[i];
     break;
   case NNL_OP_LOG:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] += gout[i] / x[i];
     break;
   case NNL_OP_SQRT:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] += gout[i] / (2.0f * y[i]);
     break;
   case NNL_OP_ABS:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] += gout[i] * (float)((x[i] > 0.0f) - (x[i] < 0.0f));
     break;
   case NNL_OP_TANH:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] += gout[i] * (1.0f - y[i] * y[i]);
     break;
   case NNL_OP_SIGMOID:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] += gout[i] * y[i] * (1.0f - y[i]);
     break;
   case NNL_OP_RELU: /* x > 0 and y > 0 agree, so either saved tensor will do */
     if (x) {
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
       for (int64_t i = 0; i < n; i++) gin[i] += x[i] > 0.0f ? gout[i] : 0.0f;
     } else {
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
       for (int64_t i = 0; i < n; i++) gin[i] += y[i] > 0.0f ? gout[i] : 0.0f;
     }
     break;
@@ -423,15 +423,15 @@ void nnl_k_unary_backward(nnl_unop op, float *gin, const float *gout, const floa
     for (int64_t i = 0; i < n; i++) gin[i] -= gout[i] * sinf(x[i]);
     break;
   case NNL_OP_RSQRT: /* d x^-1/2 = -1/2 x^-3/2 = -y^3 / 2 */
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] -= 0.5f * gout[i] * y[i] * y[i] * y[i];
     break;
   case NNL_OP_SQUARE:
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] += 2.0f * x[i] * gout[i];
     break;
   case NNL_OP_RECIP: /* d 1/x = -1/x^2 = -y^2 */
-#pragma omp parallel for simd if(n > NNL_PAR_MIN)
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) gin[i] -= gout[i] * y[i] * y[i];
     break;
   case NNL_OP_SIGN: case NNL_OP_FLOOR: case NNL_OP_CEIL: case NNL_OP_ROUND:

@@ -3,6 +3,9 @@
 #include "dense.h"
 
 #include <math.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 /* PyTorch turns each Python-float hyperparameter into a float scalar, and derived values
  * (1 - beta1, lr / bias_correction1, ...) are computed in double first, then rounded. The float
@@ -31,6 +34,62 @@ void nnl_sgd_step(float *param,      /* (n) */
   }
 }
 
+/* One Adam element, the reference for the vector path below and the path for amsgrad. */
+static inline void adam_one(float *param, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
+                            const float *grad, int64_t i, const float c[9], int decoupled,
+                            int use_wd) {
+  float g = grad[i];
+  float p = param[i];
+  if (decoupled) p = p * c[8];
+  else if (use_wd) g = g + c[7] * p;
+  float m = exp_avg[i] * c[0] + c[2] * g;
+  float v = exp_avg_sq[i] * c[1] + (c[3] * g) * g;
+  exp_avg[i] = m;
+  exp_avg_sq[i] = v;
+  if (max_exp_avg_sq) {
+    /* amsgrad: normalise by the largest second moment so far (NaN spreads, as in
+     * torch.maximum) */
+    float mx = max_exp_avg_sq[i];
+    if (v > mx || isnan(v)) mx = v;
+    max_exp_avg_sq[i] = mx;
+    v = mx;
+  }
+  float denom = sqrtf(v) / c[4] + c[5];
+  param[i] = p + (c[6] * m) / denom;
+}
+
+/* Elements [i0, i1) four at a time, the same float operations in the same order as adam_one (no
+ * FMA in SSE, so the results are bit for bit the same). Written with intrinsics because sqrtf
+ * may set errno and so never vectorises at -O2. Returns where the scalar tail starts. */
+static int64_t adam_sse(float *param, float *exp_avg, float *exp_avg_sq, const float *grad,
+                        int64_t i0, int64_t i1, const float c[9], int decoupled, int use_wd) {
+  int64_t i = i0;
+#ifdef __SSE__
+  __m128 b1 = _mm_set1_ps(c[0]), b2 = _mm_set1_ps(c[1]), one_b1 = _mm_set1_ps(c[2]);
+  __m128 one_b2 = _mm_set1_ps(c[3]), bc2_sqrt = _mm_set1_ps(c[4]), eps = _mm_set1_ps(c[5]);
+  __m128 neg_step = _mm_set1_ps(c[6]), wd = _mm_set1_ps(c[7]), decay = _mm_set1_ps(c[8]);
+  for (; i + 4 <= i1; i += 4) {
+    __m128 g = _mm_loadu_ps(grad + i), p = _mm_loadu_ps(param + i);
+    if (decoupled) p = _mm_mul_ps(p, decay);
+    else if (use_wd) g = _mm_add_ps(g, _mm_mul_ps(wd, p));
+    __m128 m = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(exp_avg + i), b1), _mm_mul_ps(one_b1, g));
+    __m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(exp_avg_sq + i), b2),
+                          _mm_mul_ps(_mm_mul_ps(one_b2, g), g));
+    _mm_storeu_ps(exp_avg + i, m);
+    _mm_storeu_ps(exp_avg_sq + i, v);
+    __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(v), bc2_sqrt), eps);
+    _mm_storeu_ps(param + i, _mm_add_ps(p, _mm_div_ps(_mm_mul_ps(neg_step, m), denom)));
+  }
+#else
+  (void)param, (void)exp_avg, (void)exp_avg_sq, (void)grad, (void)i1, (void)c;
+  (void)decoupled, (void)use_wd;
+#endif
+  return i;
+}
+
+/* Blocks of this many elements: a thread's unit of work, vectorised up to a tail of < 4. */
+#define ADAM_BLOCK 4096
+
 /* Adam and AdamW differ only in where weight decay goes: into the gradient (L2, Adam) or
  * straight onto the parameter (decoupled, AdamW). */
 static void adam_update(float *param, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
@@ -38,32 +97,19 @@ static void adam_update(float *param, float *exp_avg, float *exp_avg_sq, float *
                         double eps, double weight_decay, int64_t step, int decoupled) {
   double bc1 = 1.0 - pow(beta1, (double)step);
   double bc2 = 1.0 - pow(beta2, (double)step);
-  float neg_step_size = (float)-(lr / bc1);
-  float bc2_sqrt = (float)sqrt(bc2);
-  float b1 = (float)beta1, b2 = (float)beta2, one_b1 = (float)(1.0 - beta1);
-  float one_b2 = (float)(1.0 - beta2), feps = (float)eps, wd = (float)weight_decay;
-  float decay = (float)(1.0 - lr * weight_decay);
+  const float c[9] = {(float)beta1,        (float)beta2,  (float)(1.0 - beta1),
+                      (float)(1.0 - beta2), (float)sqrt(bc2), (float)eps,
+                      (float)-(lr / bc1),   (float)weight_decay,
+                      (float)(1.0 - lr * weight_decay)};
   int use_wd = weight_decay != 0.0;
-#pragma omp parallel for if (n > NNL_PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) {
-    float g = grad[i];
-    float p = param[i];
-    if (decoupled) p = p * decay;
-    else if (use_wd) g = g + wd * p;
-    float m = exp_avg[i] * b1 + one_b1 * g;
-    float v = exp_avg_sq[i] * b2 + (one_b2 * g) * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
-    if (max_exp_avg_sq) {
-      /* amsgrad: normalise by the largest second moment so far (NaN spreads, as in
-       * torch.maximum) */
-      float mx = max_exp_avg_sq[i];
-      if (v > mx || isnan(v)) mx = v;
-      max_exp_avg_sq[i] = mx;
-      v = mx;
-    }
-    float denom = sqrtf(v) / bc2_sqrt + feps;
-    param[i] = p + (neg_step_size * m) / denom;
+  int64_t nblocks = (n + ADAM_BLOCK - 1) / ADAM_BLOCK;
+#pragma omp parallel for if (n > NNL_PAR_MIN)
+  for (int64_t b = 0; b < nblocks; b++) {
+    int64_t i0 = b * ADAM_BLOCK, i1 = i0 + ADAM_BLOCK < n ? i0 + ADAM_BLOCK : n, i = i0;
+    if (!max_exp_avg_sq)
+      i = adam_sse(param, exp_avg, exp_avg_sq, grad, i0, i1, c, decoupled, use_wd);
+    for (; i < i1; i++)
+      adam_one(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, i, c, decoupled, use_wd);
   }
 }
 

@@ -4,6 +4,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "blas.h"
 
@@ -12,6 +15,8 @@
 #define GATE_WORK 16
 /* Bias gradients sum columns in blocks: a thread owns a block and walks the rows in order. */
 #define COL_BLOCK 64
+/* Products smaller than this many multiply-adds run on one thread. */
+#define GEMM_PAR_MIN (1 << 20)
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -30,6 +35,31 @@ static inline float tanh_(float x) {
 
 /* ---- pieces shared by the three cells ---- */
 
+/* C[M,N] = A @ op(B) + beta C (alpha 1) with each thread computing a block of whole 16-column
+ * panels of C by a single-threaded sgemm (OpenBLAS runs serially inside a parallel region).
+ * OpenBLAS's own threading splits a product with few rows - the batch of a per-step product -
+ * by rows, so each of its threads packs all of W_hh: two threads measured no faster than one
+ * on (25 x 512) @ (512 x 2048), and several times slower than one on shared cores. */
+static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc) {
+  if ((int64_t)M * N * K < GEMM_PAR_MIN || N < 32) {
+    nnl_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+#pragma omp parallel
+  {
+    int t = 0, nt = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+    int j0 = t ? (int)((int64_t)N * t / nt) & ~15 : 0;
+    int j1 = t + 1 < nt ? (int)((int64_t)N * (t + 1) / nt) & ~15 : N;
+    if (j1 > j0)
+      nnl_sgemm(ta, tb, M, j1 - j0, K, 1.0f, A, lda, tb ? B + (int64_t)j0 * ldb : B + j0, ldb,
+                beta, C + j0, ldc);
+  }
+}
+
 /* A[T*N, GH] = X[T*N, D] @ Wih^T + b1 + b2: the input projection of every timestep at once. */
 static void project_inputs(float *A, const float *X, const float *Wih, const float *b1,
                            const float *b2, int TN, int D, int GH) {
@@ -40,7 +70,7 @@ static void project_inputs(float *A, const float *X, const float *Wih, const flo
       for (int k = 0; k < GH; k++) a[k] = (b1 ? b1[k] : 0.0f) + (b2 ? b2[k] : 0.0f);
     }
   }
-  nnl_sgemm(0, 1, TN, GH, D, 1.0f, X, D, Wih, D, (b1 || b2) ? 1.0f : 0.0f, A, GH);
+  gemm(0, 1, TN, GH, D, X, D, Wih, D, (b1 || b2) ? 1.0f : 0.0f, A, GH);
 }
 
 /* db[c] += sum_r dA[r, c] for each non-NULL db. */
@@ -73,13 +103,13 @@ static void weight_grads(float *dX, float *dWih, float *dWhh, const float *dGx, 
   if (dWhh) {
     /* dWhh[GH,H] += dGh[N..TN)^T @ Y[0..TN-N) */
     if (T > 1)
-      nnl_sgemm(1, 0, GH, H, TN - N, 1.0f, dGh + (int64_t)N * GH, GH, Y, H, 1.0f, dWhh, H);
-    if (h0) nnl_sgemm(1, 0, GH, H, N, 1.0f, dGh, GH, h0, H, 1.0f, dWhh, H);
+      gemm(1, 0, GH, H, TN - N, dGh + (int64_t)N * GH, GH, Y, H, 1.0f, dWhh, H);
+    if (h0) gemm(1, 0, GH, H, N, dGh, GH, h0, H, 1.0f, dWhh, H);
   }
   /* dWih[GH,D] += dGx[TN,GH]^T @ X[TN,D] */
-  if (dWih) nnl_sgemm(1, 0, GH, D, TN, 1.0f, dGx, GH, X, D, 1.0f, dWih, D);
+  if (dWih) gemm(1, 0, GH, D, TN, dGx, GH, X, D, 1.0f, dWih, D);
   /* dX[TN,D] += dGx[TN,GH] @ Wih[GH,D] */
-  if (dX) nnl_sgemm(0, 0, TN, D, GH, 1.0f, dGx, GH, Wih, D, 1.0f, dX, D);
+  if (dX) gemm(0, 0, TN, D, GH, dGx, GH, Wih, D, 1.0f, dX, D);
 }
 
 /* dh = dhT (or zeros) before the backward walk. */
@@ -99,7 +129,7 @@ void nnl_rnn_forward(float *Y, const float *X, const float *h0, const float *Wih
   for (int t = 0; t < T; t++) {
     float *y = Y + t * NH;
     const float *hp = t ? y - NH : h0;
-    if (hp) nnl_sgemm(0, 1, N, H, H, 1.0f, hp, H, Whh, H, 1.0f, y, H);
+    if (hp) gemm(0, 1, N, H, H, hp, H, Whh, H, 1.0f, y, H);
 #pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
     for (int n = 0; n < N; n++) {
       float *yn = y + (int64_t)n * H;
@@ -126,8 +156,8 @@ void nnl_rnn_backward(float *dX, float *dh0, float *dWih, float *dWhh, float *db
       }
     }
     /* dh_{t-1} = dA_t[N,H] @ Whh[H,H]; the last one lands in dh0 */
-    if (t > 0) nnl_sgemm(0, 0, N, H, H, 1.0f, da, H, Whh, H, 0.0f, dh, H);
-    else if (dh0) nnl_sgemm(0, 0, N, H, H, 1.0f, da, H, Whh, H, 1.0f, dh0, H);
+    if (t > 0) gemm(0, 0, N, H, H, da, H, Whh, H, 0.0f, dh, H);
+    else if (dh0) gemm(0, 0, N, H, H, da, H, Whh, H, 1.0f, dh0, H);
   }
   column_sums(dbih, dbhh, dA, T * N, H);
   weight_grads(dX, dWih, dWhh, dA, dA, Y, X, h0, Wih, T, N, D, H, H);
@@ -144,7 +174,7 @@ void nnl_lstm_forward(float *Y, float *C, float *gates, const float *X, const fl
     float *a = gates + t * N * G4, *y = Y + t * NH, *c = C + t * NH;
     const float *hp = t ? y - NH : h0, *cp = t ? c - NH : c0;
     /* all four gates at once: a[N,4H] += h_{t-1}[N,H] @ Whh[4H,H]^T */
-    if (hp) nnl_sgemm(0, 1, N, 4 * H, H, 1.0f, hp, H, Whh, H, 1.0f, a, 4 * H);
+    if (hp) gemm(0, 1, N, 4 * H, H, hp, H, Whh, H, 1.0f, a, 4 * H);
 #pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
     for (int n = 0; n < N; n++) {
       float *an = a + n * G4, *yn = y + (int64_t)n * H, *cn = c + (int64_t)n * H;
@@ -190,8 +220,8 @@ void nnl_lstm_backward(float *dX, float *dh0, float *dc0, float *dWih, float *dW
       }
     }
     /* dh_{t-1} = dG_t[N,4H] @ Whh[4H,H]; the last one lands in dh0 */
-    if (t > 0) nnl_sgemm(0, 0, N, H, 4 * H, 1.0f, dg, 4 * H, Whh, H, 0.0f, dh, H);
-    else if (dh0) nnl_sgemm(0, 0, N, H, 4 * H, 1.0f, dg, 4 * H, Whh, H, 1.0f, dh0, H);
+    if (t > 0) gemm(0, 0, N, H, 4 * H, dg, 4 * H, Whh, H, 0.0f, dh, H);
+    else if (dh0) gemm(0, 0, N, H, 4 * H, dg, 4 * H, Whh, H, 1.0f, dh0, H);
   }
   if (dc0)
     for (int64_t k = 0; k < NH; k++) dc0[k] += dc[k];
@@ -211,7 +241,7 @@ void nnl_gru_forward(float *Y, float *gates, float *ghn, float *work, const floa
     float *a = gates + t * N * G3, *y = Y + t * NH, *gn = ghn + t * NH;
     const float *hp = t ? y - NH : h0;
     /* work[N,3H] = h_{t-1}[N,H] @ Whh[3H,H]^T */
-    if (hp) nnl_sgemm(0, 1, N, 3 * H, H, 1.0f, hp, H, Whh, H, 0.0f, work, 3 * H);
+    if (hp) gemm(0, 1, N, 3 * H, H, hp, H, Whh, H, 0.0f, work, 3 * H);
 #pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
     for (int n = 0; n < N; n++) {
       float *an = a + n * G3, *yn = y + (int64_t)n * H, *gnn = gn + (int64_t)n * H;
@@ -261,10 +291,10 @@ void nnl_gru_backward(float *dX, float *dh0, float *dWih, float *dWhh, float *db
     }
     /* dh_{t-1} = dh_t * z + dGh_t[N,3H] @ Whh[3H,H] */
     if (t > 0) {
-      nnl_sgemm(0, 0, N, H, 3 * H, 1.0f, dgh, 3 * H, Whh, H, 1.0f, dh, H);
+      gemm(0, 0, N, H, 3 * H, dgh, 3 * H, Whh, H, 1.0f, dh, H);
     } else if (dh0) {
       for (int64_t k = 0; k < NH; k++) dh0[k] += dh[k];
-      nnl_sgemm(0, 0, N, H, 3 * H, 1.0f, dgh, 3 * H, Whh, H, 1.0f, dh0, H);
+      gemm(0, 0, N, H, 3 * H, dgh, 3 * H, Whh, H, 1.0f, dh0, H);
     }
   }
   column_sums(dbih, NULL, dGx, T * N, 3 * H);

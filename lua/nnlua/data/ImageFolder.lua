@@ -5,6 +5,17 @@ local core = require "nnlua.core"
 
 local image = core.image
 
+---torchvision's ImageFolder: root/<class>/**/<image file>, one class per subfolder (sorted, labels
+---1..C), files found recursively in torchvision's order. get(i) loads image i (uint8 C x H x W) and
+---applies the transform; nn.data.DataLoader(ds, opts) gives an ImageLoader (batches made in C).
+---@class nn.data.ImageFolder
+---@overload fun(root: string, opts?: nn.data.ImageFolder.opts): nn.data.ImageFolder
+---@field root string
+---@field classes string[] class names (folder names), label i is classes[i]
+---@field class_to_idx table<string, integer>
+---@field samples table[] {path, label} per image
+---@field targets integer[] the label of each image
+---@field transform any|nil applied by get(i) and by the loader
 local ImageFolder = {}
 ImageFolder.__index = ImageFolder
 ImageFolder.__name = "ImageFolder"
@@ -14,7 +25,11 @@ ImageFolder.EXTENSIONS = { ".jpg", ".jpeg", ".png", ".bmp" }
 
 local MAX_DEPTH = 32 -- symlinks are followed, as torchvision's os.walk(followlinks=True): no loops
 
-local function byte_less(a, b) -- Python's string order, whatever the C locale's collation
+---Python's string order (bytewise), whatever the C locale's collation.
+---@param a string
+---@param b string
+---@return boolean
+local function byte_less(a, b)
   for i = 1, math.min(#a, #b) do
     local x, y = a:byte(i), b:byte(i)
     if x ~= y then return x < y end
@@ -55,9 +70,15 @@ local function image_files(dir, exts, out)
   return out
 end
 
---- ImageFolder(root, {transform = nil, target_transform = nil, channels = 3, extensions = nil,
----   allow_empty = false}): samples {path, label}; get(i) loads image i as uint8 C x H x W
---- (channels 3 converts grey to RGB, as torchvision's loader) and applies the transform.
+---Options of nn.data.ImageFolder.
+---@class nn.data.ImageFolder.opts
+---@field transform? any applied to each image (nn.data.transforms: runs in C in a loader)
+---@field target_transform? fun(label: integer): any applied to each label
+---@field channels? integer 1..4; 3 (default) converts grey to RGB, as torchvision's loader
+---@field extensions? string[] file name endings (default .jpg .jpeg .png .bmp)
+---@field allow_empty? boolean allow class folders without images (default false)
+
+-- ImageFolder(root, opts): see the class annotation above.
 local function new(_, root, opts)
   opts = opts or {}
   if type(root) ~= "string" then error("ImageFolder: root (a directory path) expected, got " .. type(root), 2) end
@@ -99,10 +120,15 @@ local function new(_, root, opts)
   }, ImageFolder)
 end
 
+---The number of images (also #ds).
+---@return integer
 function ImageFolder:size() return #self.samples end
 function ImageFolder.__len(self) return #self.samples end
 
---- ds:get(i) -> image (transformed), label (1-based class index, or target_transform's value).
+---Load image i and apply the transforms.
+---@param i integer 1-based
+---@return Tensor image uint8 C x H x W, or what the transform makes
+---@return any label the class number 1..C (or target_transform's value)
 function ImageFolder:get(i)
   local s = self.samples[math.type(i) == "integer" and i or 0]
   if not s then
@@ -115,7 +141,7 @@ function ImageFolder:get(i)
   return img, label
 end
 
---- nn.data.DataLoader(ds, opts) hands an ImageFolder to ImageLoader (batches decoded in C).
+-- nn.data.DataLoader(ds, opts) hands an ImageFolder to ImageLoader (batches decoded in C).
 function ImageFolder:_make_loader(opts) return require("nnlua.data.ImageLoader")(self, opts) end
 
 function ImageFolder:__tostring()

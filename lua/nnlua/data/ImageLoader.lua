@@ -7,6 +7,15 @@ local T = require "nnlua.data.transforms"
 
 local image = core.image
 
+---Batches of an ImageFolder read, decoded and augmented by one C call per batch (OpenMP across
+---images); nn.data.DataLoader(image_folder, opts) makes one. xb is float32 B x C x H x W when the
+---transform ends in ToTensor (uint8 otherwise), yb int64 labels. Deterministic: the shuffle and the
+---random draws of sample i in epoch e depend only on (seed, e, i), not on threads or batch size.
+---A transform made only of nn.data.transforms with a fixed output size runs in C; any other runs
+---in Lua per image, with the same per-sample random streams.
+---@class nn.data.ImageLoader
+---@overload fun(dataset: nn.data.ImageFolder, opts?: nn.data.ImageLoader.opts): nn.data.ImageLoader
+---@field epoch integer the epoch the next iter() runs
 local ImageLoader = {}
 ImageLoader.__index = ImageLoader
 ImageLoader.__name = "ImageLoader"
@@ -20,14 +29,16 @@ local function check_int(v, name, lo)
   return v
 end
 
---- ImageLoader(dataset, {batch_size = 1, shuffle = false, seed = nil, drop_last = false,
----   num_threads = nn.get_num_threads(), transform = dataset.transform})
---- dataset: an ImageFolder (anything with samples = {{path, label}, ...} and channels).
---- for xb, yb in loader:iter() do ... end: xb is float32 B x C x H x W when the transform ends in
---- ToTensor (uint8 otherwise), yb int64 labels. A transform made only of nn.data.transforms
---- (Resize, CenterCrop, RandomResizedCrop, RandomHorizontalFlip, ToTensor, Normalize, Compose)
---- with a fixed output size runs in C; any other (a Lambda, a function) runs in Lua per image,
---- with the same per-sample random streams.
+---Options of nn.data.ImageLoader.
+---@class nn.data.ImageLoader.opts
+---@field batch_size? integer (default 1)
+---@field shuffle? boolean (default false)
+---@field seed? integer (default: derived from the global generator's state)
+---@field drop_last? boolean (default false)
+---@field num_threads? integer decoding threads (default nn.get_num_threads())
+---@field transform? any (default the dataset's)
+
+-- ImageLoader(dataset, opts): see the class annotation above.
 local function new(_, dataset, opts)
   opts = opts or {}
   if type(dataset) ~= "table" or type(dataset.samples) ~= "table" then
@@ -60,12 +71,15 @@ function ImageLoader.__len(self)
   return (self.n + self.batch_size - 1) // self.batch_size
 end
 
---- loader:set_epoch(e): the next iter() runs epoch e (its shuffle and draws); iter() counts up.
+---Make the next iter() run epoch e (its shuffle and draws), e.g. when resuming; iter() counts up.
+---@param e integer
 function ImageLoader:set_epoch(e)
   self.epoch = check_int(e, "epoch", 0)
 end
 
---- The permutation of epoch e (a list of 1-based indices), leaving the global generator as it was.
+---The sample order of an epoch (1-based indices), leaving the global generator as it was.
+---@param epoch integer
+---@return integer[] order
 function ImageLoader:permutation(epoch)
   local saved = core.get_rng_state()
   core.set_rng_state({ seed = image._rng_key(self.seed, epoch, 0), offset = 0 })
@@ -96,7 +110,11 @@ function ImageLoader:_lua_batch(indices, epoch)
   return xb
 end
 
---- loader:batch(indices, epoch) -> xb, yb for these samples (what iter() yields).
+---The batch of these samples in an epoch (what iter() yields).
+---@param indices integer[] 1-based sample numbers
+---@param epoch integer the epoch (for the random draws)
+---@return Tensor xb images B x C x H x W
+---@return Tensor yb int64 labels
 function ImageLoader:batch(indices, epoch)
   epoch = epoch or self.epoch
   local paths, labels, samples = {}, {}, self.dataset.samples
@@ -119,7 +137,8 @@ function ImageLoader:batch(indices, epoch)
   return xb, core.tensor(labels, "int64")
 end
 
---- for xb, yb in loader:iter() do ... end: one epoch; a new order each epoch when shuffling.
+---One epoch: `for xb, yb in loader:iter() do ... end` (a new order each epoch when shuffling).
+---@return fun(): Tensor, Tensor iterator
 function ImageLoader:iter()
   local epoch, bs, n, nb = self.epoch, self.batch_size, self.n, #self
   self.epoch = epoch + 1

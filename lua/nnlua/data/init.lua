@@ -6,11 +6,18 @@ local data = {}
 
 -- ---- TensorDataset ----
 
+---A dataset of tensors sliced along their first dimension: sample i is (x[i], y[i], ...). MNIST and
+---Fashion-MNIST load as one (fields images, labels, classes).
+---@class nn.data.TensorDataset
+---@field tensors Tensor[]
+---@field n integer the number of samples
 local TensorDataset = {}
 TensorDataset.__index = TensorDataset
 TensorDataset.__name = "TensorDataset"
 
---- TensorDataset(x, y, ...): sample i is (x[i], y[i], ...); all tensors share their first size.
+---nn.data.TensorDataset(x, y, ...): sample i is (x[i], y[i], ...); the tensors share their first size.
+---@param ... Tensor the tensors
+---@return nn.data.TensorDataset
 function data.TensorDataset(...)
   local tensors = table.pack(...)
   if tensors.n == 0 then error("TensorDataset: at least one tensor expected", 2) end
@@ -31,10 +38,14 @@ function data.TensorDataset(...)
   return setmetatable({ tensors = tensors, n = n }, TensorDataset)
 end
 
+---The number of samples (also #ds).
+---@return integer
 function TensorDataset:size() return self.n end
 function TensorDataset.__len(self) return self.n end
 
---- ds:get(i) -> the i-th sample of each tensor (views; a 1-D tensor gives a 0-d tensor).
+---The i-th sample of each tensor (views; a 1-D tensor gives a 0-d tensor).
+---@param i integer 1-based
+---@return Tensor ... one per tensor
 function TensorDataset:get(i)
   if math.type(i) ~= "integer" or i < 1 or i > self.n then
     error(("%s:get: index %s out of range (1 to %d)"):format(self.__name, tostring(i), self.n), 2)
@@ -44,7 +55,10 @@ function TensorDataset:get(i)
   return table.unpack(out)
 end
 
---- ds:narrow(start, len) -> a dataset of samples start..start+len-1 (views, no copy).
+---A dataset of samples start .. start + len - 1 (views, no copy): a validation split, a subset.
+---@param start integer 1-based first sample
+---@param len integer how many
+---@return nn.data.TensorDataset
 function TensorDataset:narrow(start, len)
   local ts = {}
   for k, t in ipairs(self.tensors) do ts[k] = t:narrow(1, start, len) end
@@ -123,23 +137,45 @@ local DIGITS = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9" }
 local FASHION = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                   "Sneaker", "Bag", "Ankle boot" }
 
---- nn.data.mnist(dir, split = "train"): images N x 1 x 28 x 28 float32 in [0, 1], labels int64 1..10
---- (digit d has label d + 1); fields images, labels, classes, tensors.
+---MNIST from IDX files in dir (plain or .gz; scripts/get-data fetches them): images N x 1 x 28 x 28
+---float32 in [0, 1], labels int64 1..10 (digit d has label d + 1).
+---@param dir string the directory with train-images-idx3-ubyte(.gz), ...
+---@param split? "train"|"test" (default "train")
+---@return nn.data.TensorDataset ds with fields images, labels, classes, split, root
 function data.mnist(dir, split) return idx_dataset("nn.data.mnist", "MNIST", dir, split, DIGITS) end
 
---- nn.data.fashion_mnist(dir, split = "train"): as mnist; classes names the ten garments.
+---Fashion-MNIST from IDX files in dir, as nn.data.mnist; classes names the ten garments.
+---@param dir string the directory
+---@param split? "train"|"test" (default "train")
+---@return nn.data.TensorDataset ds
 function data.fashion_mnist(dir, split) return idx_dataset("nn.data.fashion_mnist", "FashionMNIST", dir, split, FASHION) end
 
 -- ---- DataLoader ----
 
+---Batches of a dataset, optionally shuffled: `for xb, yb in loader:iter() do ... end`; #loader is the
+---number of batches. A TensorDataset is cut with one C gather per tensor per batch (views when not
+---shuffling); another dataset (with get(i) and size()) is stacked sample by sample.
+---@class nn.data.DataLoader
+---@field dataset table
+---@field batch_size integer
+---@field shuffle boolean
+---@field drop_last boolean
+---@field seed integer the shuffle's own random stream
 local DataLoader = {}
 DataLoader.__index = DataLoader
 DataLoader.__name = "DataLoader"
 
---- DataLoader(dataset, {batch_size = 1, shuffle = false, seed = nil, drop_last = false})
---- dataset: a TensorDataset (anything with .tensors), or any object with __len/size() and
---- get(i) returning tensors (stacked per batch: slower). The shuffle has its own random stream,
---- seeded by opts.seed or else from the global RNG state (nn.manual_seed) without drawing from it.
+---Options of nn.data.DataLoader (an ImageFolder's loader, nn.data.ImageLoader, takes more).
+---@class nn.data.DataLoader.opts
+---@field batch_size? integer samples per batch (default 1)
+---@field shuffle? boolean a new order every pass (default false)
+---@field seed? integer seed of the shuffle's own stream (default: from the global state, without drawing)
+---@field drop_last? boolean drop a last, smaller batch (default false)
+
+---A loader for a TensorDataset (or any dataset with size() and get(i)).
+---@param dataset table
+---@param opts? nn.data.DataLoader.opts
+---@return nn.data.DataLoader
 function data.DataLoader(dataset, opts)
   opts = opts or {}
   if type(dataset) ~= "table" then error("DataLoader: dataset expected, got " .. type(dataset), 2) end
@@ -172,8 +208,8 @@ function DataLoader.__len(self)
   return (self.n + self.batch_size - 1) // self.batch_size
 end
 
---- The next permutation (1-based int64) of this loader's own stream; the global stream is left as
---- it was.
+-- The next permutation (1-based int64) of this loader's own stream; the global stream is left as
+-- it was.
 function DataLoader:_permutation()
   local saved = core.get_rng_state()
   core.set_rng_state(self._rng)
@@ -198,8 +234,9 @@ local function stack_samples(dataset, first, count, order)
   return cols
 end
 
---- for xb, yb in loader:iter() do ... end: one pass over the data (a new order each pass when
---- shuffling). Without shuffle, batches of a TensorDataset are views (no copy).
+---One pass over the data: `for xb, yb in loader:iter() do ... end` (a new order each pass when
+---shuffling). Without shuffle, batches of a TensorDataset are views (no copy).
+---@return fun(): Tensor, ... iterator of batches, one tensor per dataset tensor
 function DataLoader:iter()
   local n, bs, nb = self.n, self.batch_size, #self
   local tensors = self.dataset.tensors
@@ -243,6 +280,12 @@ setmetatable(data, { __index = function(t, k)
   return m
 end })
 local tensor_loader = data.DataLoader
+---Batches of a dataset: nn.data.DataLoader(ds, {batch_size = 64, shuffle = true}); iterate with
+---`for xb, yb in loader:iter() do`. An ImageFolder gets an nn.data.ImageLoader (batches decoded and
+---augmented in C), any other dataset an nn.data.DataLoader.
+---@param dataset table a TensorDataset, an ImageFolder, or anything with size() and get(i)
+---@param opts? nn.data.DataLoader.opts
+---@return nn.data.DataLoader|nn.data.ImageLoader loader
 function data.DataLoader(dataset, opts)
   if type(dataset) == "table" and dataset._make_loader then return dataset:_make_loader(opts) end
   return tensor_loader(dataset, opts)

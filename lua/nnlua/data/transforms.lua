@@ -20,7 +20,12 @@ local function global_uniform()
   return image._uniform(st.seed, st.offset)
 end
 
---- T.stream(seed, epoch, index) -> rng: the draws nn.image.load_batch gives sample `index`.
+---The random stream nn.image.load_batch gives sample `index` in an epoch, so Lua code can redo
+---exactly what C did.
+---@param seed integer the loader's seed
+---@param epoch integer the epoch
+---@param index integer the sample
+---@return fun(): number rng uniform draws in [0, 1)
 function T.stream(seed, epoch, index)
   local key, counter = image._rng_key(seed, epoch, index), -1
   return function()
@@ -29,7 +34,9 @@ function T.stream(seed, epoch, index)
   end
 end
 
--- Python's round(): half to even, as torchvision's int(round(x)).
+---Python's round(): to the nearest integer, halves to even (as torchvision's int(round(x))).
+---@param x number
+---@return integer
 local function round(x)
   local f = math.floor(x)
   local d = x - f
@@ -67,7 +74,8 @@ end
 
 function Transform:init() end
 function Transform:describe() return self.__name .. "()" end
---- t:steps() -> the C pipeline steps of this transform, or nil if it has none (Lambda).
+---The C pipeline steps of this transform, or nil if it has none (Lambda).
+---@return table[]|nil steps
 function Transform:steps() return nil end
 
 local function check_image(img, who)
@@ -95,10 +103,14 @@ local function size_str(h, w) return h and ("{%d, %d}"):format(h, w) or tostring
 
 -- ---- Resize ----
 
+---Resize an image: size n makes the shorter side n (the other keeps the aspect ratio, truncated);
+---size {h, w} makes it exactly h x w. Bilinear, without antialiasing (torchvision on tensors < 0.17).
+---@class nn.data.transforms.Resize
 local Resize = class("Resize")
 
---- Resize(size, {max_size = nil}): size n resizes the shorter side to n (the other keeps the
---- aspect ratio, truncated); size {h, w} resizes to exactly h x w. Bilinear, no antialias.
+---nn.data.transforms.Resize(size, opts)
+---@param size integer|integer[] n (shorter side) or {h, w}
+---@param opts? {max_size?: integer} cap on the longer side, with a single size
 function Resize:init(size, opts)
   opts = opts or {}
   self.h, self.w = check_size(size, "Resize", true)
@@ -116,7 +128,11 @@ function Resize:init(size, opts)
   end
 end
 
---- The output size for an h x w input.
+---The output size for an h x w input.
+---@param h integer
+---@param w integer
+---@return integer h
+---@return integer w
 function Resize:out_size(h, w)
   if self.h then return self.h, self.w end
   local short, long = math.min(h, w), math.max(h, w)
@@ -128,6 +144,9 @@ function Resize:out_size(h, w)
   return ns, nl
 end
 
+---Transform one image (what calling the transform does, with the global generator).
+---@param img Tensor C x H x W
+---@return Tensor
 function Resize:apply(img)
   local h, w = check_image(img, "Resize")
   local oh, ow = self:out_size(h, w)
@@ -135,11 +154,15 @@ function Resize:apply(img)
   return image.resize(img, oh, ow)
 end
 
+---The C pipeline steps of this transform (for nn.image.pipeline).
+---@return table[]|nil steps nil when it has none
 function Resize:steps()
   if self.h then return { { kind = "resize", h = self.h, w = self.w } } end
   return { { kind = "resize", h = 0, w = self.w, max_size = self.max_size } }
 end
 
+---The text tostring(transform) shows.
+---@return string
 function Resize:describe()
   return ("Resize(size=%s%s)"):format(size_str(self.h, self.w),
     self.max_size and ", max_size=" .. self.max_size or "")
@@ -147,18 +170,30 @@ end
 
 -- ---- CenterCrop ----
 
+---Crop the central h x w of an image (a smaller image is padded with zeros).
+---@class nn.data.transforms.CenterCrop
 local CenterCrop = class("CenterCrop")
 
---- CenterCrop(size): the central h x w (size n: n x n); a smaller image is padded with zeros.
+---nn.data.transforms.CenterCrop(size)
+---@param size integer|integer[] n (n x n) or {h, w}
 function CenterCrop:init(size) self.h, self.w = check_size(size, "CenterCrop") end
 
---- The crop's top-left corner (0-based; negative where the image is padded).
+---The crop's top-left corner (0-based; negative where the image is padded).
+---@param h integer image height
+---@param w integer image width
+---@param ch integer crop height
+---@param cw integer crop width
+---@return integer top
+---@return integer left
 function CenterCrop.origin(h, w, ch, cw)
   local top = ch > h and -((ch - h) // 2) or round((h - ch) / 2)
   local left = cw > w and -((cw - w) // 2) or round((w - cw) / 2)
   return top, left
 end
 
+---Transform one image (what calling the transform does, with the global generator).
+---@param img Tensor C x H x W
+---@return Tensor
 function CenterCrop:apply(img)
   local h, w = check_image(img, "CenterCrop")
   local top, left = CenterCrop.origin(h, w, self.h, self.w)
@@ -166,11 +201,18 @@ function CenterCrop:apply(img)
   return image.crop(img, top + 1, left + 1, self.h, self.w)
 end
 
+---The C pipeline steps of this transform (for nn.image.pipeline).
+---@return table[]|nil steps nil when it has none
 function CenterCrop:steps() return { { kind = "center_crop", h = self.h, w = self.w } } end
+---The text tostring(transform) shows.
+---@return string
 function CenterCrop:describe() return ("CenterCrop(size=%s)"):format(size_str(self.h, self.w)) end
 
 -- ---- RandomResizedCrop ----
 
+---Crop a random area fraction (scale) and aspect ratio (log-uniform ratio) of the image, then
+---resize it to size: torchvision's RandomResizedCrop (10 tries, else the central crop).
+---@class nn.data.transforms.RandomResizedCrop
 local RandomResizedCrop = class("RandomResizedCrop")
 
 local function pair(v, default, name)
@@ -181,8 +223,9 @@ local function pair(v, default, name)
   return { v[1], v[2] }
 end
 
---- RandomResizedCrop(size, {scale = {0.08, 1}, ratio = {3/4, 4/3}}): a random area fraction and
---- aspect ratio (log-uniform), 10 tries, else the central crop of the closest ratio; then resized.
+---nn.data.transforms.RandomResizedCrop(size, opts)
+---@param size integer|integer[] output n (n x n) or {h, w}
+---@param opts? {scale?: number[], ratio?: number[]} scale {0.08, 1} of the area; ratio {3/4, 4/3}
 function RandomResizedCrop:init(size, opts)
   opts = opts or {}
   self.h, self.w = check_size(size, "RandomResizedCrop")
@@ -194,8 +237,16 @@ function RandomResizedCrop:init(size, opts)
   end
 end
 
---- RandomResizedCrop.params(h, w, scale, ratio, rng) -> top, left, ch, cw (top, left 0-based):
---- torchvision's get_params, drawing what the C pipeline draws, in the same order.
+---torchvision's get_params: the crop for an h x w image, drawing what the C pipeline draws, in order.
+---@param h integer image height
+---@param w integer image width
+---@param scale number[] {lo, hi} area fraction
+---@param ratio number[] {lo, hi} aspect ratio
+---@param rng fun(): number uniform draws
+---@return integer top 0-based
+---@return integer left 0-based
+---@return integer ch crop height
+---@return integer cw crop width
 function RandomResizedCrop.params(h, w, scale, ratio, rng)
   local area = h * w
   local lr1, lr2 = math.log(ratio[1]), math.log(ratio[2])
@@ -218,6 +269,10 @@ function RandomResizedCrop.params(h, w, scale, ratio, rng)
   return (h - ch) // 2, (w - cw) // 2, ch, cw
 end
 
+---Transform one image (what calling the transform does, with the global generator).
+---@param img Tensor C x H x W
+---@param rng? fun(): number uniform draws in [0, 1) (default: the global generator)
+---@return Tensor
 function RandomResizedCrop:apply(img, rng)
   local h, w = check_image(img, "RandomResizedCrop")
   local top, left, ch, cw = RandomResizedCrop.params(h, w, self.scale, self.ratio, rng or global_uniform)
@@ -227,10 +282,14 @@ function RandomResizedCrop:apply(img, rng)
   return out
 end
 
+---The C pipeline steps of this transform (for nn.image.pipeline).
+---@return table[]|nil steps nil when it has none
 function RandomResizedCrop:steps()
   return { { kind = "random_resized_crop", h = self.h, w = self.w, scale = self.scale, ratio = self.ratio } }
 end
 
+---The text tostring(transform) shows.
+---@return string
 function RandomResizedCrop:describe()
   return ("RandomResizedCrop(size=%s, scale={%g, %g}, ratio={%g, %g})"):format(size_str(self.h, self.w),
     self.scale[1], self.scale[2], self.ratio[1], self.ratio[2])
@@ -238,9 +297,12 @@ end
 
 -- ---- RandomHorizontalFlip ----
 
+---Mirror the image left-right with probability p.
+---@class nn.data.transforms.RandomHorizontalFlip
 local RandomHorizontalFlip = class("RandomHorizontalFlip")
 
---- RandomHorizontalFlip(p = 0.5): mirror left-right when a draw is below p.
+---nn.data.transforms.RandomHorizontalFlip(p)
+---@param p? number the probability of a flip (default 0.5)
 function RandomHorizontalFlip:init(p)
   self.p = p == nil and 0.5 or p
   if type(self.p) ~= "number" or not (self.p >= 0 and self.p <= 1) then
@@ -248,27 +310,43 @@ function RandomHorizontalFlip:init(p)
   end
 end
 
+---Transform one image (what calling the transform does, with the global generator).
+---@param img Tensor C x H x W
+---@param rng? fun(): number uniform draws in [0, 1) (default: the global generator)
+---@return Tensor
 function RandomHorizontalFlip:apply(img, rng)
   check_image(img, "RandomHorizontalFlip")
   if (rng or global_uniform)() < self.p then return image.hflip(img) end
   return img
 end
 
+---The C pipeline steps of this transform (for nn.image.pipeline).
+---@return table[]|nil steps nil when it has none
 function RandomHorizontalFlip:steps() return { { kind = "hflip", p = self.p } } end
+---The text tostring(transform) shows.
+---@return string
 function RandomHorizontalFlip:describe() return ("RandomHorizontalFlip(p=%g)"):format(self.p) end
 
 -- ---- ToTensor, Normalize ----
 
+---uint8 C x H x W -> float32 in [0, 1] (v / 255): nn.data.transforms.ToTensor().
+---@class nn.data.transforms.ToTensor
 local ToTensor = class("ToTensor")
 
---- ToTensor(): uint8 C x H x W -> float32 in [0, 1] (v / 255).
+---Convert one image.
+---@param img Tensor uint8 C x H x W
+---@return Tensor float32
 function ToTensor:apply(img)
   if not core.is_tensor(img) then error("ToTensor: expected an image tensor, got " .. type(img), 2) end
   return image.to_float(img)
 end
 
+---The C pipeline steps of this transform (for nn.image.pipeline).
+---@return table[]|nil steps nil when it has none
 function ToTensor:steps() return { { kind = "to_tensor" } } end
 
+---(x - mean[c]) / std[c] per channel of a float image.
+---@class nn.data.transforms.Normalize
 local Normalize = class("Normalize")
 
 local function numbers(v, who, what)
@@ -284,7 +362,9 @@ local function numbers(v, who, what)
   return out
 end
 
---- Normalize(mean, std): (x - mean[c]) / std[c] per channel of a float image.
+---nn.data.transforms.Normalize(mean, std), e.g. ImageNet's {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}.
+---@param mean number|number[] one value or one per channel
+---@param std number|number[] as mean; non-zero
 function Normalize:init(mean, std)
   self.mean, self.std = numbers(mean, "Normalize", "mean"), numbers(std, "Normalize", "std")
   if #self.mean ~= #self.std then
@@ -295,32 +375,49 @@ function Normalize:init(mean, std)
   end
 end
 
+---Transform one image (what calling the transform does, with the global generator).
+---@param img Tensor C x H x W
+---@return Tensor
 function Normalize:apply(img)
   if not core.is_tensor(img) then error("Normalize: expected an image tensor, got " .. type(img), 2) end
   return image.normalize(img, self.mean, self.std)
 end
 
+---The C pipeline steps of this transform (for nn.image.pipeline).
+---@return table[]|nil steps nil when it has none
 function Normalize:steps() return { { kind = "normalize", mean = self.mean, std = self.std } } end
 
+---The text tostring(transform) shows.
+---@return string
 function Normalize:describe()
   return ("Normalize(mean={%s}, std={%s})"):format(table.concat(self.mean, ", "), table.concat(self.std, ", "))
 end
 
 -- ---- Lambda, Compose ----
 
+---A transform made of a function img -> img. It runs in Lua, so a loader with it decodes images
+---one by one instead of in C.
+---@class nn.data.transforms.Lambda
 local Lambda = class("Lambda")
 
---- Lambda(fn): fn(img) -> img. Runs in Lua, so a loader with it decodes images one by one.
+---nn.data.transforms.Lambda(fn)
+---@param fn fun(img: Tensor): Tensor
 function Lambda:init(fn)
   if type(fn) ~= "function" then error("Lambda: a function expected, got " .. type(fn), 3) end
   self.fn = fn
 end
 
+---Transform one image (what calling the transform does, with the global generator).
+---@param img Tensor C x H x W
+---@return Tensor
 function Lambda:apply(img) return self.fn(img) end
 
+---Several transforms applied in turn: Compose{Resize(256), CenterCrop(224), ToTensor()}.
+---@class nn.data.transforms.Compose
 local Compose = class("Compose")
 
---- Compose{t1, t2, ...}: each in turn (transforms, or plain functions img -> img).
+---nn.data.transforms.Compose{t1, t2, ...}
+---@param list table transforms, or plain functions img -> img
 function Compose:init(list)
   if type(list) ~= "table" or getmetatable(list) then error("Compose: a list of transforms expected", 3) end
   self.transforms = {}
@@ -333,6 +430,10 @@ function Compose:init(list)
   end
 end
 
+---Transform one image (what calling the transform does, with the global generator).
+---@param img Tensor C x H x W
+---@param rng? fun(): number uniform draws in [0, 1) (default: the global generator)
+---@return Tensor
 function Compose:apply(img, rng)
   for i, t in ipairs(self.transforms) do
     if type(t) == "function" then
@@ -347,6 +448,8 @@ function Compose:apply(img, rng)
   return img
 end
 
+---The C pipeline steps of this transform (for nn.image.pipeline).
+---@return table[]|nil steps nil when it has none
 function Compose:steps()
   local out = {}
   for _, t in ipairs(self.transforms) do
@@ -357,6 +460,8 @@ function Compose:steps()
   return out
 end
 
+---The text tostring(transform) shows.
+---@return string
 function Compose:describe()
   local parts = {}
   for i, t in ipairs(self.transforms) do
@@ -365,7 +470,9 @@ function Compose:describe()
   return "Compose{\n" .. table.concat(parts, ",\n") .. "\n}"
 end
 
---- T.compile(transform) -> a C pipeline (nn.image.pipeline), or nil when some part runs in Lua.
+---Compile a transform into a C pipeline (nn.image.pipeline), or nil when some part runs in Lua.
+---@param transform table|nil a transform (nil: the empty pipeline)
+---@return userdata|nil pipeline
 function T.compile(transform)
   if transform == nil then return image.pipeline({}) end
   local s = type(transform) == "table" and transform.steps and transform:steps()

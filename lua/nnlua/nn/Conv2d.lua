@@ -4,6 +4,18 @@ local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 local init = require "nnlua.nn_init"
 
+---A 2-d convolution layer over (N, C_in, H, W) inputs (nn.F.conv2d: im2col + sgemm in C), with
+---PyTorch's weight layout and initialisation.
+---@class nn.Conv2d : nn.Module
+---@field weight Tensor (out_channels, in_channels / groups, kh, kw)
+---@field bias Tensor|nil (out_channels); nil with bias = false
+---@field in_channels integer
+---@field out_channels integer
+---@field kernel_size integer[] {kh, kw}
+---@field stride integer[] {sh, sw}
+---@field padding integer[]|string {ph, pw}, or "same" / "valid"
+---@field dilation integer[] {dh, dw}
+---@field groups integer
 local Conv2d = Module:extend("Conv2d")
 
 local function pair(name, v, default)
@@ -15,9 +27,19 @@ local function pair(name, v, default)
   error(string.format("Conv2d: %s must be an integer or a pair {h, w} of integers, got %s", name, tostring(v)), 4)
 end
 
---- Conv2d(in_channels, out_channels, kernel_size, {stride = 1, padding = 0, dilation = 1,
----        groups = 1, bias = true}); sizes are integers or {h, w} pairs; padding may also be
----        "same" or "valid".
+---Options of nn.Conv2d; sizes are an integer n (n x n) or a pair {h, w}.
+---@class nn.Conv2d.opts
+---@field stride? integer|integer[] step of the window (default 1)
+---@field padding? integer|integer[]|"same"|"valid" zeros added on each side (default 0); "same" keeps H x W (stride 1)
+---@field dilation? integer|integer[] spacing of the kernel taps (default 1)
+---@field groups? integer split channels into groups convolved separately (default 1)
+---@field bias? boolean false: no bias (default true)
+
+---nn.Conv2d(in_channels, out_channels, kernel_size, opts): a new layer.
+---@param in_channels integer channels of the input
+---@param out_channels integer channels of the output (number of filters)
+---@param kernel_size integer|integer[] n or {kh, kw}
+---@param opts? nn.Conv2d.opts
 function Conv2d:init(in_channels, out_channels, kernel_size, opts)
   opts = opts or {}
   if math.type(in_channels) ~= "integer" or math.type(out_channels) ~= "integer"
@@ -48,6 +70,7 @@ function Conv2d:init(in_channels, out_channels, kernel_size, opts)
   self:reset_parameters()
 end
 
+---Draw new weights and bias (PyTorch's initialisation: kaiming_uniform_(a = √5)).
 function Conv2d:reset_parameters()
   init.kaiming_uniform_(self.weight, { a = math.sqrt(5) })
   if self.bias then
@@ -57,6 +80,9 @@ function Conv2d:reset_parameters()
   end
 end
 
+---Apply the convolution.
+---@param x Tensor (N, in_channels, H, W)
+---@return Tensor y (N, out_channels, H_out, W_out)
 function Conv2d:forward(x)
   return nn.F.conv2d(x, self.weight, self.bias,
                      { stride = self.stride, padding = self.padding, dilation = self.dilation, groups = self.groups })
@@ -64,6 +90,8 @@ end
 
 local function tuple(p) return "(" .. p[1] .. ", " .. p[2] .. ")" end
 
+---The sizes and options print(layer) shows.
+---@return string
 function Conv2d:extra_repr()
   local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
                           tuple(self.kernel_size), tuple(self.stride))

@@ -3,11 +3,25 @@
 local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 
+---Softmax cross-entropy between class scores (N, C) and int64 labels 1..C, fused in one C op
+---(nn.F.cross_entropy): loss = criterion(logits, labels).
+---@class nn.CrossEntropyLoss : nn.Module
+---@field reduction string
+---@field ignore_index integer|nil
+---@field label_smoothing number
 local CrossEntropyLoss = Module:extend("CrossEntropyLoss")
 
 local KNOWN = { weight = true, ignore_index = true, reduction = true, label_smoothing = true }
 
---- CrossEntropyLoss{weight = nil, ignore_index = nil, reduction = "mean", label_smoothing = 0}
+---Options of nn.CrossEntropyLoss.
+---@class nn.CrossEntropyLoss.opts
+---@field weight? Tensor (C) a weight per class
+---@field ignore_index? integer labels equal to it are skipped (default -100)
+---@field reduction? "mean"|"sum"|"none" (default "mean")
+---@field label_smoothing? number in [0, 1] (default 0)
+
+---nn.CrossEntropyLoss(opts)
+---@param opts? nn.CrossEntropyLoss.opts
 function CrossEntropyLoss:init(opts)
   opts = opts or {}
   for k in pairs(opts) do
@@ -23,12 +37,18 @@ function CrossEntropyLoss:init(opts)
   self.label_smoothing = opts.label_smoothing or 0
 end
 
+---The loss.
+---@param input Tensor logits (N, C) (or (N, C, d...))
+---@param target Tensor int64 labels 1..C, (N) (or (N, d...))
+---@return Tensor loss 0-d (per sample with reduction "none")
 function CrossEntropyLoss:forward(input, target)
   local o = { reduction = self.reduction, weight = self.weight, ignore_index = self.ignore_index }
   if self.label_smoothing ~= 0 then o.label_smoothing = self.label_smoothing end
   return nn.F.cross_entropy(input, target, o)
 end
 
+---The sizes and options print(layer) shows.
+---@return string
 function CrossEntropyLoss:extra_repr()
   local s = "reduction=" .. self.reduction
   if self.ignore_index then s = s .. ", ignore_index=" .. self.ignore_index end

@@ -23,6 +23,9 @@ local function instance_index(self, k)
   return nil
 end
 
+---Whether v is a module instance (made by a Module class).
+---@param v any
+---@return boolean
 local function is_module(v)
   if type(v) ~= "table" then return false end
   local mt = getmetatable(v)
@@ -32,6 +35,12 @@ Module.is_module = is_module
 
 -- nn.Parameter(t): marks a tensor so that assigning it to a module field registers a parameter.
 local ParamMarker = { __name = "Parameter" }
+
+---Mark a tensor as a parameter: `self.weight = nn.Parameter(t)` in a module's init registers it
+---(it then appears in parameters() and state_dict()). A float32 t gets requires_grad.
+---@param t Tensor the initial value (kept, not copied)
+---@param requires_grad? boolean false: a parameter that is not trained (default true)
+---@return table marker to assign to a module field
 function Module.Parameter(t, requires_grad)
   if not nn.is_tensor(t) then
     error("Parameter: tensor expected, got " .. type(t), 2)
@@ -104,6 +113,20 @@ end
 -- Metamethods are looked up raw, so every class carries its own copy.
 local METAMETHODS = { "__index", "__newindex", "__call", "__tostring", "__len" }
 
+---The base class of every layer and model. A subclass (Module:extend) defines init(...) and
+---forward(...); calling an instance runs forward. Assigning a tensor wrapped in nn.Parameter to a
+---field registers a parameter, assigning a module registers a child; parameters(), state_dict(),
+---train()/eval(), freeze() and printing then work on the whole tree, as in PyTorch.
+---
+---```lua
+---local Net = nn.Module:extend("Net")
+---function Net:init(n) self.fc = nn.Linear(n, 2) end
+---function Net:forward(x) return self.fc(x):relu() end
+---local net = Net(4); print(net(nn.randn(3, 4)))
+---```
+---@class nn.Module
+---@field training boolean true in training mode (train()), false after eval()
+---@field __name string the class name
 Module.__name = "Module"
 Module.__index = instance_index
 Module.__newindex = instance_newindex
@@ -123,8 +146,10 @@ end
 
 local function class_tostring(cls) return "class " .. cls.__name end
 
---- A subclass: `local Net = nn.Module:extend("Net")`, then `function Net:init(...)` and
---- `function Net:forward(x)`; `Net(...)` makes an instance, `net(x)` runs forward.
+---Make a subclass: `local Net = nn.Module:extend("Net")`, then define `function Net:init(...)` and
+---`function Net:forward(x)`; `Net(...)` makes an instance and `net(x)` runs forward.
+---@param name? string the class name (shown by print and in errors)
+---@return table class the new class, callable to make instances
 function Module:extend(name)
   if name ~= nil and type(name) ~= "string" then error("extend: class name must be a string", 2) end
   local cls = {}
@@ -135,14 +160,21 @@ function Module:extend(name)
 end
 setmetatable(Module, { __call = construct, __tostring = class_tostring })
 
+---Set up a new instance (a subclass's constructor: called by Class(...) with its arguments).
 function Module:init() end
 
+---The computation of the module, called by module(...). Subclasses must define it.
+---@return any output
 function Module:forward()
   error(self.__name .. ": forward is not implemented", 2)
 end
 
 -- ---- registration ----
 
+---Register t as parameter `name` (nil removes it); a float32 t gets requires_grad.
+---@param name string a name without "."
+---@param t Tensor|nil the parameter
+---@return Tensor|nil t
 function Module:register_parameter(name, t)
   if t ~= nil and not nn.is_tensor(t) then
     error("register_parameter: tensor or nil expected for " .. tostring(name) .. ", got " .. type(t), 2)
@@ -155,8 +187,12 @@ function Module:register_parameter(name, t)
   return t
 end
 
---- Buffers are state saved in state_dict but not trained (running means, counters).
---- opts.persistent = false keeps a buffer out of state_dict.
+---Register t as buffer `name`: state saved in state_dict but not trained (running means,
+---counters); nil removes it.
+---@param name string a name without "."
+---@param t Tensor|nil the buffer
+---@param opts? {persistent?: boolean} persistent = false keeps the buffer out of state_dict
+---@return Tensor|nil t
 function Module:register_buffer(name, t, opts)
   if t ~= nil and not nn.is_tensor(t) then
     error("register_buffer: tensor or nil expected for " .. tostring(name) .. ", got " .. type(t), 2)
@@ -167,6 +203,10 @@ function Module:register_buffer(name, t, opts)
   return t
 end
 
+---Register m as child module `name` (as `self.name = m` does). Also register_module.
+---@param name string a name without "."
+---@param m nn.Module the child
+---@return nn.Module m
 function Module:add_module(name, m)
   if not is_module(m) then error("add_module: Module expected for " .. tostring(name) .. ", got " .. type(m), 2) end
   register(self, "_children", name, m)
@@ -175,7 +215,9 @@ end
 
 Module.register_module = Module.add_module
 
---- get_submodule("layer1.0.conv1"): the module at a dotted state-dict path ("" is self).
+---The module at a dotted path as in state-dict keys: get_submodule("layer1.0.conv1") ("" is self).
+---@param target string the path
+---@return nn.Module module
 function Module:get_submodule(target)
   local m = self
   if target == "" then return m end
@@ -230,19 +272,34 @@ local function values(list)
   return out
 end
 
---- parameters() -> list of tensors (each once, in definition order); opts.recurse = false: own only.
+---The parameters of this module and its descendants, each once, in definition order (give them
+---to an optimizer).
+---@param opts? {recurse?: boolean} recurse = false: this module's own parameters only
+---@return Tensor[] params
 function Module:parameters(opts) return values(named_of(self, "_params", opts)) end
---- named_parameters() -> iterator: `for name, p in model:named_parameters() do ... end`.
+---Iterate over (name, parameter) pairs, names as in state_dict: `for name, p in m:named_parameters() do`.
+---@param opts? {recurse?: boolean} recurse = false: own parameters only
+---@return fun(): string, Tensor iterator
 function Module:named_parameters(opts) return iter(named_of(self, "_params", opts)) end
+---The buffers (running statistics, ...) of this module and its descendants.
+---@param opts? {recurse?: boolean} recurse = false: own buffers only
+---@return Tensor[] buffers
 function Module:buffers(opts) return values(named_of(self, "_buffers", opts)) end
+---Iterate over (name, buffer) pairs.
+---@param opts? {recurse?: boolean} recurse = false: own buffers only
+---@return fun(): string, Tensor iterator
 function Module:named_buffers(opts) return iter(named_of(self, "_buffers", opts)) end
 
+---The direct children, in definition order.
+---@return nn.Module[] children
 function Module:children()
   local out = {}
   for i, n in ipairs(self._child_names) do out[i] = self._children[n] end
   return out
 end
 
+---Iterate over (name, child) pairs of the direct children.
+---@return fun(): string, nn.Module iterator
 function Module:named_children()
   local i = 0
   return function()
@@ -252,21 +309,25 @@ function Module:named_children()
   end
 end
 
---- modules() -> list: self first, then every descendant once, depth first.
+---This module and every descendant once, self first, depth first.
+---@return nn.Module[] modules
 function Module:modules()
   local out = {}
   walk_modules(self, function(_, m) out[#out + 1] = m end, "", {})
   return out
 end
 
---- named_modules() -> iterator of (name, module); self has name "".
+---Iterate over (name, module) for self (named "") and every descendant ("layer1.0", ...).
+---@return fun(): string, nn.Module iterator
 function Module:named_modules()
   local out = {}
   walk_modules(self, function(n, m) out[#out + 1] = { n, m } end, "", {})
   return iter(out)
 end
 
---- apply(fn): fn(m) on every child (recursively) and then on self, as in PyTorch.
+---Call fn(m) on every descendant (children first, recursively) and then on self, as PyTorch.
+---@param fn fun(m: nn.Module) e.g. a weight initialiser
+---@return nn.Module self
 function Module:apply(fn)
   for _, n in ipairs(self._child_names) do self._children[n]:apply(fn) end
   fn(self)
@@ -275,26 +336,38 @@ end
 
 -- ---- modes and gradients ----
 
+---Set training mode (dropout active, batch norm uses batch statistics) on self and descendants.
+---@param mode? boolean false is eval() (default true)
+---@return nn.Module self
 function Module:train(mode)
   if mode == nil then mode = true end
   for _, m in ipairs(self:modules()) do rawset(m, "training", mode and true or false) end
   return self
 end
 
+---Set evaluation mode (dropout off, batch norm uses running statistics): train(false).
+---@return nn.Module self
 function Module:eval() return self:train(false) end
 
+---Set requires_grad on every parameter.
+---@param flag? boolean default true
+---@return nn.Module self
 function Module:requires_grad_(flag)
   if flag == nil then flag = true end
   for _, p in ipairs(self:parameters()) do p:requires_grad(flag) end
   return self
 end
 
---- freeze(): no parameter requires grad (a frozen backbone costs forward time only).
+---Stop training every parameter (requires_grad false): a frozen backbone costs forward time only.
+---@return nn.Module self
 function Module:freeze() return self:requires_grad_(false) end
+---Train every parameter again (requires_grad true).
+---@return nn.Module self
 function Module:unfreeze() return self:requires_grad_(true) end
 
---- zero_grad(): gradients become nil (PyTorch 2's set_to_none=true); with
---- {set_to_none = false} existing gradients are zeroed in place instead.
+---Clear the gradients of every parameter: they become nil (PyTorch 2's set_to_none = true).
+---@param opts? {set_to_none?: boolean} set_to_none = false zeroes existing gradients in place instead
+---@return nn.Module self
 function Module:zero_grad(opts)
   local to_none = not (opts and opts.set_to_none == false)
   for _, p in ipairs(self:parameters()) do
@@ -308,6 +381,9 @@ function Module:zero_grad(opts)
   return self
 end
 
+---The number of parameter elements (weights), all or only the trainable ones.
+---@param opts? {trainable?: boolean} trainable = true counts parameters that require grad only
+---@return integer count
 function Module:num_parameters(opts)
   local n = 0
   local trainable = opts and opts.trainable
@@ -319,6 +395,9 @@ end
 
 -- ---- state_dict ----
 
+---A tensor's size as text: "[2,3]".
+---@param t Tensor
+---@return string
 local function shape_str(t) return "[" .. table.concat(t:size(), ",") .. "]" end
 Module.shape_str = shape_str
 
@@ -356,9 +435,11 @@ local function state_entries(self, prefix, out)
   return out
 end
 
---- state_dict() -> flat {key = tensor} ("0.weight", "layer1.0.bn1.running_mean"); the tensors are
---- detached views of the model's own. pairs() walks it in definition order; the ordered key list
---- is getmetatable(sd).keys. nn.save(path, sd) takes it as is.
+---The parameters and persistent buffers as a flat table key -> tensor with PyTorch's keys
+---("0.weight", "layer1.0.bn1.running_mean"). The tensors are detached views of the model's own;
+---pairs() walks them in definition order (the key list is getmetatable(sd).keys). nn.save(path, sd)
+---writes it as a safetensors checkpoint.
+---@return table<string, Tensor> sd
 function Module:state_dict()
   local sd, keys = {}, {}
   for _, e in ipairs(state_entries(self, "", {})) do
@@ -374,9 +455,12 @@ local function quote_list(list)
   return table.concat(q, ", ")
 end
 
---- load_state_dict(sd, {strict = true}): copies sd's tensors into the model's (under no_grad).
---- Shape mismatches always fail; missing and unexpected keys fail in strict mode. All problems are
---- reported in one error and nothing is copied then. Returns {missing_keys=, unexpected_keys=}.
+---Copy the tensors of sd (e.g. nn.load(path)) into the model's parameters and buffers. Size
+---mismatches always fail; missing and unexpected keys fail in strict mode. All problems are
+---reported in one error, and then nothing is copied.
+---@param sd table<string, Tensor> key -> tensor, as state_dict() gives
+---@param opts? {strict?: boolean} strict = false tolerates missing and unexpected keys
+---@return {missing_keys: string[], unexpected_keys: string[]} result
 function Module:load_state_dict(sd, opts)
   if type(sd) ~= "table" then error("load_state_dict: table expected, got " .. type(sd), 2) end
   local strict = not (opts and opts.strict == false)
@@ -419,8 +503,13 @@ end
 
 -- ---- printing ----
 
+---The text printed inside the parentheses after the class name (subclasses show their sizes).
+---@return string
 function Module:extra_repr() return "" end
 
+---An integer with thousands separators: 1234567 -> "1,234,567".
+---@param n number
+---@return string
 local function thousands(n)
   local s = tostring(math.tointeger(n) or n)
   local r

@@ -2,26 +2,40 @@
 -- in Lua: list[i], #list, ipairs(list). It has no forward: iterate it in the parent's forward.
 local Module = require "nnlua.nn.Module"
 
+---A list of registered modules (state-dict keys "0.", "1.", ...) indexed 1-based in Lua: list[i],
+---#list, ipairs(list). It has no forward: iterate over it in the parent's forward.
+---@class nn.ModuleList : nn.Module
 local ModuleList = Module:extend("ModuleList")
 
+---nn.ModuleList{m1, m2, ...}: a new list.
+---@param list? nn.Module[] the modules (default none)
 function ModuleList:init(list)
   if list ~= nil and type(list) ~= "table" then error("ModuleList: list of modules expected, got " .. type(list), 3) end
   if Module.is_module(list) then error("ModuleList: expected a list of modules, got a single module", 3) end
   for _, m in ipairs(list or {}) do self:append(m) end
 end
 
+---Add m at the end.
+---@param m nn.Module
+---@return nn.ModuleList self
 function ModuleList:append(m)
   if not Module.is_module(m) then error("ModuleList.append: Module expected, got " .. type(m), 2) end
   self:add_module(tostring(#self._child_names), m)
   return self
 end
 
+---Add every module of list at the end.
+---@param list nn.Module[]
+---@return nn.ModuleList self
 function ModuleList:extend(list)
   for _, m in ipairs(list) do self:append(m) end
   return self
 end
 
---- insert(i, m): m becomes list[i]; later ones shift (and are renamed, as in PyTorch).
+---Insert m so that it becomes list[i]; later ones shift (and are renamed, as in PyTorch).
+---@param i integer 1-based position (negative from the end)
+---@param m nn.Module
+---@return nn.ModuleList self
 function ModuleList:insert(i, m)
   local n = #self._child_names
   if i < 0 then i = i + n + 2 end
@@ -40,6 +54,7 @@ function ModuleList:insert(i, m)
   return self
 end
 
+---Raises an error: a ModuleList is iterated over, not called.
 function ModuleList:forward()
   error("ModuleList has no forward: iterate over it (for i, m in ipairs(list)) in your module's forward", 2)
 end

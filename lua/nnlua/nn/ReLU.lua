@@ -3,8 +3,13 @@
 local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 
+---max(0, x) elementwise (nn.F.relu) as a layer, without parameters: nn.ReLU().
+---@class nn.ReLU : nn.Module
 local ReLU = Module:extend("ReLU")
 
+---Apply elementwise.
+---@param x Tensor
+---@return Tensor
 function ReLU:forward(x) return nn.F.relu(x) end
 
 return ReLU

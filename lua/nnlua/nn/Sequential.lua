@@ -2,9 +2,15 @@
 -- "0", "1", ... as in PyTorch (state-dict keys "0.weight"); seq[i] is the i-th (1-based).
 local Module = require "nnlua.nn.Module"
 
+---A container that runs its children in order, each output feeding the next. Children are named
+---"0", "1", ... (state-dict keys "0.weight", as PyTorch); seq[i] is the i-th child (1-based), #seq
+---their number. An error inside says which child failed: "in module 3 (Conv2d) of Sequential: ...".
+---@class nn.Sequential : nn.Module
 local Sequential = Module:extend("Sequential")
 
---- Sequential{m1, m2, ...} or Sequential(m1, m2, ...); a named child is {"name", module}.
+---nn.Sequential{m1, m2, ...} or nn.Sequential(m1, m2, ...); an element {"name", module} names its child.
+---@param first nn.Module|table the first module, or the list of all of them
+---@param ... nn.Module the others
 function Sequential:init(first, ...)
   local list = { first, ... }
   if type(first) == "table" and not Module.is_module(first) and select("#", ...) == 0 then list = first end
@@ -19,7 +25,9 @@ function Sequential:init(first, ...)
   end
 end
 
---- append(m): adds m at the end; returns self.
+---Add m at the end (also append).
+---@param m nn.Module
+---@return nn.Sequential self
 function Sequential:add(m)
   self:add_module(tostring(#self._child_names), m)
   return self
@@ -40,6 +48,10 @@ local function run(self, i, m, ...)
   return out
 end
 
+---Run the children in order; extra arguments go to the first child only.
+---@param x any the input of the first child
+---@param ... any more arguments for the first child
+---@return any output of the last child
 function Sequential:forward(x, ...)
   local names, children = self._child_names, self._children
   for i = 1, #names do

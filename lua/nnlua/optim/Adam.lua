@@ -3,12 +3,24 @@
 local nn = require "nnlua"
 local Optimizer = require "nnlua.optim.Optimizer"
 
+---Adam with bias correction, L2 weight decay added to the gradient, and AMSGrad, as
+---torch.optim.Adam: nn.optim.Adam(model:parameters(), {lr = 1e-3}).
+---@class nn.optim.Adam : nn.optim.Optimizer
+---@overload fun(params: Tensor[]|table[], opts?: nn.optim.Adam.opts): nn.optim.Adam
 local Adam = Optimizer:extend("Adam")
 
---- Adam(params, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0, amsgrad = false})
+---Options of nn.optim.Adam (and AdamW, whose weight_decay defaults to 1e-2 and is decoupled).
+---@class nn.optim.Adam.opts
+---@field lr? number learning rate (default 1e-3)
+---@field betas? number[] {β1, β2}, decay of the moment averages (default {0.9, 0.999})
+---@field eps? number added to the denominator (default 1e-8)
+---@field weight_decay? number L2 penalty (default 0)
+---@field amsgrad? boolean use the maximum of the second moments (default false)
 Adam.defaults = { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0, amsgrad = false }
 Adam.step_fn = "adam_step"
 
+---Check the options of a parameter group (raises an error naming the bad option).
+---@param g table the group
 function Adam:validate(g)
   Optimizer.validate(self, g)
   local b = g.betas
@@ -22,6 +34,11 @@ function Adam:validate(g)
   end
 end
 
+---Update one parameter in place from its gradient (called by step()).
+---@param p Tensor the parameter
+---@param grad Tensor its gradient
+---@param state table the parameter's state (moments, step count), kept between steps
+---@param g table the parameter's group (its options)
 function Adam:update(p, grad, state, g)
   if not state.step then
     state.step = 0

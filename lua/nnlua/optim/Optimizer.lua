@@ -2,6 +2,13 @@
 -- per-parameter state, zero_grad, step(closure), state_dict / load_state_dict as in torch.optim.
 local nn = require "nnlua"
 
+---The base class of the optimizers (nn.optim.SGD, Adam, ...): parameter groups with their own
+---options, per-parameter state, zero_grad, step(closure) and state_dict, as torch.optim.
+---Typical loop: opt:zero_grad(); loss = criterion(model(x), y); loss:backward(); opt:step().
+---@class nn.optim.Optimizer
+---@field param_groups table[] each {params = Tensor[], lr = ..., ...}
+---@field state table<Tensor, table> per-parameter state
+---@field defaults table the options groups take when they leave them out
 local Optimizer = {}
 Optimizer.__index = Optimizer
 Optimizer.__name = "Optimizer"
@@ -12,8 +19,10 @@ local function construct(cls, ...)
   return self
 end
 
---- A subclass: `local SGD = Optimizer:extend("SGD")` with `defaults`, `validate(group)` and
---- `update(p, grad, state, group)` (one parameter, through a C step function).
+---Make a subclass: `local SGD = Optimizer:extend("SGD")` with `defaults`, `validate(group)` and
+---`update(p, grad, state, group)` (one parameter, usually through a C step function).
+---@param name string the class name
+---@return table class
 function Optimizer:extend(name)
   local cls = { __name = name, super = self }
   cls.__index = cls
@@ -28,8 +37,10 @@ local function is_module(v)
   return type(v) == "table" and getmetatable(v) and type(v.parameters) == "function" and v._params ~= nil
 end
 
---- Optimizer(params, options): params is a list of tensors or a list of groups
---- {params = {...}, lr = ..., ...}; options fill what a group leaves out.
+---Optimizer(params, opts): params is a list of tensors or a list of groups {params = {...}, lr = ...};
+---opts (the class's defaults, e.g. lr) fill in what a group leaves out. Unknown options are errors.
+---@param params Tensor[]|table[] model:parameters(), or parameter groups {params = {...}, lr = ...}
+---@param opts? table options, see help() of the optimizer class
 function Optimizer:init(params, opts)
   local name = self.__name
   opts = opts or {}
@@ -55,13 +66,20 @@ function Optimizer:init(params, opts)
   for _, g in ipairs(params) do self:add_param_group(g, 4) end
 end
 
+---Raise an error unless option k of optimizer name is a number.
+---@param name string the optimizer's name
+---@param k string the option
+---@param v any its value
 local function check_number(name, k, v)
   if type(v) ~= "number" then error(string.format("%s: option %s must be a number, got %s", name, k, type(v)), 0) end
 end
 Optimizer.check_number = check_number
 
---- add_param_group{params = {...}, lr = ...}: options missing from the group come from the
---- optimizer's defaults. A parameter may belong to one group only.
+---Add a group {params = {...}, lr = ...} (e.g. a newly unfrozen layer with its own rate); options
+---missing from the group come from the optimizer's defaults. A parameter may be in one group only.
+---@param group table {params = Tensor[], ...options}
+---@param level? integer the error level for bad input (internal; default 2)
+---@return table group the group as stored
 function Optimizer:add_param_group(group, level)
   level = level or 2
   local name = self.__name
@@ -101,6 +119,8 @@ function Optimizer:add_param_group(group, level)
   return g
 end
 
+---Check the options of a parameter group (raises an error naming the bad option).
+---@param g table the group
 function Optimizer:validate(g)
   for _, k in ipairs({ "lr", "eps", "weight_decay", "momentum" }) do
     if g[k] ~= nil then
@@ -110,7 +130,8 @@ function Optimizer:validate(g)
   end
 end
 
---- zero_grad(): gradients become nil (PyTorch 2's set_to_none=true); {set_to_none = false} zeroes.
+---Clear the gradients of the optimizer's parameters: they become nil (PyTorch 2's set_to_none).
+---@param opts? {set_to_none?: boolean} set_to_none = false zeroes them in place instead
 function Optimizer:zero_grad(opts)
   local to_none = not (opts and opts.set_to_none == false)
   for _, g in ipairs(self.param_groups) do
@@ -125,8 +146,9 @@ function Optimizer:zero_grad(opts)
   end
 end
 
---- step(closure?): one update of every parameter that has a gradient and requires grad. The
---- closure, if given, recomputes the loss (with grad enabled) and its value is returned.
+---One update of every parameter that has a gradient and requires grad.
+---@param closure? fun(): any recomputes the loss (with grad enabled); its value is returned
+---@return any loss the closure's result, if given
 function Optimizer:step(closure)
   local loss
   if closure then
@@ -154,9 +176,10 @@ end
 
 -- ---- state_dict ----
 
---- state_dict() -> {state = {[i] = {...}}, param_groups = {{lr =, ..., params = {i, ...}}}}
---- where i numbers the parameters 1.. across groups in order (PyTorch's packing). State tensors
---- are the optimizer's own (load_state_dict copies).
+---The optimizer's state as PyTorch packs it: {state = {[i] = {...}}, param_groups = {{lr =, ...,
+---params = {i, ...}}}} where i numbers the parameters 1.. across groups in order. State tensors
+---are the optimizer's own (load_state_dict copies them).
+---@return {state: table, param_groups: table[]} sd
 function Optimizer:state_dict()
   local groups, state, index = {}, {}, 0
   for gi, g in ipairs(self.param_groups) do
@@ -180,8 +203,9 @@ function Optimizer:state_dict()
   return { state = state, param_groups = groups }
 end
 
---- load_state_dict(sd): takes the options of each group and the state of each parameter (cloned)
---- from sd; the groups must match this optimizer's in number and size.
+---Take the options of each group and the state of each parameter (cloned) from sd, e.g. to
+---resume training; the groups must match this optimizer's in number and size.
+---@param sd table from state_dict()
 function Optimizer:load_state_dict(sd)
   local name = self.__name
   if type(sd) ~= "table" or type(sd.param_groups) ~= "table" or type(sd.state) ~= "table" then

@@ -3,12 +3,23 @@
 local nn = require "nnlua"
 local Optimizer = require "nnlua.optim.Optimizer"
 
+---Stochastic gradient descent with momentum, dampening, Nesterov momentum and L2 weight decay,
+---as torch.optim.SGD: nn.optim.SGD(model:parameters(), {lr = 0.1, momentum = 0.9}).
+---@class nn.optim.SGD : nn.optim.Optimizer
+---@overload fun(params: Tensor[]|table[], opts: nn.optim.SGD.opts): nn.optim.SGD
 local SGD = Optimizer:extend("SGD")
 
---- SGD(params, {lr =, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false});
---- lr is required.
+---Options of nn.optim.SGD.
+---@class nn.optim.SGD.opts
+---@field lr number the learning rate (required)
+---@field momentum? number (default 0)
+---@field dampening? number (default 0)
+---@field weight_decay? number L2 penalty added to the gradient (default 0)
+---@field nesterov? boolean Nesterov momentum (default false)
 SGD.defaults = { lr = false, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false }
 
+---Check the options of a parameter group (raises an error naming the bad option).
+---@param g table the group
 function SGD:validate(g)
   Optimizer.validate(self, g)
   Optimizer.check_number("SGD", "dampening", g.dampening)
@@ -17,6 +28,11 @@ function SGD:validate(g)
   end
 end
 
+---Update one parameter in place from its gradient (called by step()).
+---@param p Tensor the parameter
+---@param grad Tensor its gradient
+---@param state table the parameter's state (moments, step count), kept between steps
+---@param g table the parameter's group (its options)
 function SGD:update(p, grad, state, g)
   local buf, first = state.momentum_buffer, false
   if g.momentum ~= 0 and not buf then

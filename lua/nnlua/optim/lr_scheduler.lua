@@ -2,6 +2,12 @@
 -- with PyTorch's closed forms: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR.
 local M = {}
 
+---The base of the learning-rate schedules: each step() (once per epoch) sets every group's lr of
+---its optimizer from the schedule's closed form, as torch.optim.lr_scheduler.
+---@class nn.optim.LRScheduler
+---@field optimizer nn.optim.Optimizer
+---@field base_lrs number[] the initial rate of each group
+---@field last_epoch integer the epoch of the rates now set (0 after construction)
 local LRScheduler = {}
 LRScheduler.__index = LRScheduler
 LRScheduler.__name = "LRScheduler"
@@ -12,6 +18,9 @@ local function construct(cls, ...)
   return self
 end
 
+---Make a schedule class: define init (calling LRScheduler.init) and closed_form(base, epoch).
+---@param name string the class name
+---@return table class
 function LRScheduler:extend(name)
   local cls = { __name = name, super = self }
   cls.__index = cls
@@ -31,8 +40,13 @@ local function check_options(name, opts, known, required)
   return opts
 end
 
---- Common setup: base_lrs from each group's initial_lr (set from lr when starting fresh), then the
---- first step puts the epoch-0 rate in place, as PyTorch does on construction.
+---Common setup of the schedules: base_lrs from each group's initial_lr (set from lr when starting
+---fresh); a subclass then calls step() once, putting the epoch-0 rate in place as PyTorch does.
+---@param optimizer nn.optim.Optimizer the optimizer whose rates to set
+---@param opts? table the schedule's options (last_epoch = -1 by default: start fresh)
+---@param known? table<string, boolean> the option names the subclass accepts
+---@param required? string[] the options it requires
+---@return table opts the options, checked
 function LRScheduler:init(optimizer, opts, known, required)
   local name = self.__name
   if type(optimizer) ~= "table" or type(optimizer.param_groups) ~= "table" then
@@ -57,7 +71,7 @@ function LRScheduler:init(optimizer, opts, known, required)
   return opts
 end
 
---- step(): advance one epoch and set every group's lr to the schedule's value.
+---Advance one epoch and set every group's lr to the schedule's value (call it once per epoch).
 function LRScheduler:step()
   self.last_epoch = self.last_epoch + 1
   local lrs = {}
@@ -68,12 +82,14 @@ function LRScheduler:step()
   self._last_lr = lrs
 end
 
---- get_last_lr() -> list of the rates last set, one per parameter group.
+---The rates last set, one per parameter group.
+---@return number[] lrs
 function LRScheduler:get_last_lr()
   return table.move(self._last_lr, 1, #self._last_lr, 1, {})
 end
 
---- state_dict(): every field but the optimizer (numbers and lists of numbers).
+---The schedule's state: every field but the optimizer (numbers and lists of numbers).
+---@return table sd
 function LRScheduler:state_dict()
   local sd = {}
   for k, v in pairs(self) do
@@ -82,6 +98,8 @@ function LRScheduler:state_dict()
   return sd
 end
 
+---Restore the state from state_dict() (when resuming).
+---@param sd table
 function LRScheduler:load_state_dict(sd)
   if type(sd) ~= "table" then error(self.__name .. ".load_state_dict: table expected", 2) end
   for k, v in pairs(sd) do
@@ -99,8 +117,12 @@ local function number(name, k, v)
   if type(v) ~= "number" then error(string.format("%s: %s must be a number, got %s", name, k, tostring(v)), 4) end
 end
 
---- StepLR(opt, {step_size =, gamma = 0.1}): lr = base * gamma ^ floor(epoch / step_size)
+---Decay the rate by gamma every step_size epochs: lr = base * gamma ^ floor(epoch / step_size).
+---@class nn.optim.StepLR : nn.optim.LRScheduler
 local StepLR = LRScheduler:extend("StepLR")
+---nn.optim.StepLR(optimizer, {step_size = 7, gamma = 0.1})
+---@param optimizer nn.optim.Optimizer
+---@param opts {step_size: integer, gamma?: number, last_epoch?: integer} step_size required; gamma default 0.1
 function StepLR:init(optimizer, opts)
   opts = LRScheduler.init(self, optimizer, opts, { step_size = true, gamma = true }, { "step_size" })
   positive_int("StepLR", "step_size", opts.step_size)
@@ -108,14 +130,21 @@ function StepLR:init(optimizer, opts)
   number("StepLR", "gamma", self.gamma)
   self:step()
 end
+---The learning rate of a group at an epoch (the schedule's closed form).
+---@param base number the group's initial learning rate
+---@param epoch integer the epoch (0 first)
+---@return number lr
 function StepLR:closed_form(base, epoch)
   return base * self.gamma ^ (epoch // self.step_size)
 end
 M.StepLR = StepLR
 
---- MultiStepLR(opt, {milestones = {30, 80}, gamma = 0.1}): lr = base * gamma ^ (number of
---- milestones <= epoch)
+---Decay the rate by gamma at each milestone epoch: lr = base * gamma ^ (milestones <= epoch).
+---@class nn.optim.MultiStepLR : nn.optim.LRScheduler
 local MultiStepLR = LRScheduler:extend("MultiStepLR")
+---nn.optim.MultiStepLR(optimizer, {milestones = {30, 80}, gamma = 0.1})
+---@param optimizer nn.optim.Optimizer
+---@param opts {milestones: integer[], gamma?: number, last_epoch?: integer} gamma default 0.1
 function MultiStepLR:init(optimizer, opts)
   opts = LRScheduler.init(self, optimizer, opts, { milestones = true, gamma = true }, { "milestones" })
   if type(opts.milestones) ~= "table" then error("MultiStepLR: milestones must be a list of epochs", 3) end
@@ -129,6 +158,10 @@ function MultiStepLR:init(optimizer, opts)
   number("MultiStepLR", "gamma", self.gamma)
   self:step()
 end
+---The learning rate of a group at an epoch (the schedule's closed form).
+---@param base number the group's initial learning rate
+---@param epoch integer the epoch (0 first)
+---@return number lr
 function MultiStepLR:closed_form(base, epoch)
   local n = 0
   for _, m in ipairs(self.milestones) do
@@ -138,22 +171,34 @@ function MultiStepLR:closed_form(base, epoch)
 end
 M.MultiStepLR = MultiStepLR
 
---- ExponentialLR(opt, {gamma =}): lr = base * gamma ^ epoch
+---Decay the rate by gamma every epoch: lr = base * gamma ^ epoch.
+---@class nn.optim.ExponentialLR : nn.optim.LRScheduler
 local ExponentialLR = LRScheduler:extend("ExponentialLR")
+---nn.optim.ExponentialLR(optimizer, {gamma = 0.95})
+---@param optimizer nn.optim.Optimizer
+---@param opts {gamma: number, last_epoch?: integer}
 function ExponentialLR:init(optimizer, opts)
   opts = LRScheduler.init(self, optimizer, opts, { gamma = true }, { "gamma" })
   number("ExponentialLR", "gamma", opts.gamma)
   self.gamma = opts.gamma
   self:step()
 end
+---The learning rate of a group at an epoch (the schedule's closed form).
+---@param base number the group's initial learning rate
+---@param epoch integer the epoch (0 first)
+---@return number lr
 function ExponentialLR:closed_form(base, epoch)
   return base * self.gamma ^ epoch
 end
 M.ExponentialLR = ExponentialLR
 
---- CosineAnnealingLR(opt, {T_max =, eta_min = 0}):
---- lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2
+---Cosine decay from the base rate to eta_min over T_max epochs:
+---lr = eta_min + (base - eta_min) * (1 + cos(π epoch / T_max)) / 2.
+---@class nn.optim.CosineAnnealingLR : nn.optim.LRScheduler
 local CosineAnnealingLR = LRScheduler:extend("CosineAnnealingLR")
+---nn.optim.CosineAnnealingLR(optimizer, {T_max = 20, eta_min = 0})
+---@param optimizer nn.optim.Optimizer
+---@param opts {T_max: integer, eta_min?: number, last_epoch?: integer}
 function CosineAnnealingLR:init(optimizer, opts)
   opts = LRScheduler.init(self, optimizer, opts, { T_max = true, eta_min = true }, { "T_max" })
   positive_int("CosineAnnealingLR", "T_max", opts.T_max)
@@ -161,6 +206,10 @@ function CosineAnnealingLR:init(optimizer, opts)
   number("CosineAnnealingLR", "eta_min", self.eta_min)
   self:step()
 end
+---The learning rate of a group at an epoch (the schedule's closed form).
+---@param base number the group's initial learning rate
+---@param epoch integer the epoch (0 first)
+---@return number lr
 function CosineAnnealingLR:closed_form(base, epoch)
   return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 end

@@ -1,0 +1,81 @@
+/* fuzz_image.c — libFuzzer target: PNG/JPEG/BMP bytes through nnl_image_decode (every channel count),
+ * small results re-encoded and decoded again (PNG and BMP exactly), and loaded by nn.image.load. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_lua.h"
+#include "io/io.h"
+#include "nnlua.h"
+
+static lua_State *L;
+static int lua_check;
+
+static const char *lua_side =
+    "return function(path, channels)\n"
+    "  local img = nn.image.load(path, {channels = channels})\n"
+    "  fuzz_check(img:dim() == 3 and img:dtype() == 'uint8', 'image tensor')\n"
+    "  if img:numel() <= 4096 then\n"
+    "    local f = nn.image.to_float(img)\n"
+    "    nn.image.save(img, 'copy.png')\n"
+    "    local back = nn.image.load('copy.png', {channels = img:size(1)})\n"
+    "    fuzz_check(back:ne(img):long():sum():item() == 0, 'PNG round trip')\n"
+    "  end\n"
+    "end\n";
+
+static int l_check(lua_State *Ls) {
+  if (!lua_toboolean(Ls, 1)) fz_fail("invariant broken: %s", luaL_optstring(Ls, 2, "?"));
+  return 0;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  L = fz_lua_open();
+  lua_register(L, "fuzz_check", l_check);
+  lua_check = fz_lua_ref_chunk(L, lua_side, "=image");
+  return 0;
+}
+
+static void round_trip(const uint8_t *px, int h, int w, int c) {
+  for (int fmt = NNL_IMG_PNG; fmt <= NNL_IMG_BMP; fmt++) {
+    size_t len;
+    void *enc = nnl_image_encode(px, h, w, c, fmt, 75, &len);
+    if (!enc) fz_fail("encoding a decoded %dx%dx%d image failed: %s", h, w, c, nnl_last_error());
+    int h2, w2, c2;
+    uint8_t *back = nnl_image_decode(enc, len, "round trip", c, &h2, &w2, &c2);
+    if (!back) fz_fail("decoding our own encoding failed: %s", nnl_last_error());
+    if (h2 != h || w2 != w || c2 != c) fz_fail("round trip changed the size");
+    /* BMP keeps RGB(A) only: grey and grey+alpha come back through RGB, still exact for grey */
+    if (fmt == NNL_IMG_PNG && memcmp(back, px, (size_t)h * w * c)) fz_fail("PNG round trip changed pixels");
+    free(back);
+    free(enc);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  int first_c = -1;
+  for (int channels = 0; channels <= 4; channels++) {
+    int h = -1, w = -1, c = -1;
+    uint8_t *px = nnl_image_decode(data, size, "fuzz", channels, &h, &w, &c);
+    if (!px) {
+      if (!nnl_last_error()[0]) fz_fail("failed without an error message");
+      if (channels == 0) break; /* the header is the same for every channel count */
+      continue;
+    }
+    if (h < 1 || w < 1 || c < 1 || c > 4 || (channels && c != channels)) fz_fail("bad size %dx%dx%d", h, w, c);
+    unsigned sum = 0;
+    for (size_t i = 0; i < (size_t)h * w * c; i++) sum += px[i]; /* every byte is addressable */
+    (void)sum;
+    if (channels == 0) first_c = c;
+    if ((size_t)h * w <= 4096 && (channels == 0 || channels == 4)) round_trip(px, h, w, c);
+    free(px);
+  }
+  if (first_c < 0) return 0;
+  const char *path = fz_write_tmp("in.img", data, size);
+  lua_pushstring(L, path);
+  lua_pushinteger(L, (lua_Integer)(size % 5));
+  fz_lua_call(L, lua_check, 2, "nn.image.load");
+  fz_lua_collect(L);
+  return 0;
+}
