@@ -25,7 +25,11 @@ local function predictions(x, labels, fn)
   return pred, labels:dtype() == "int64" and labels or labels:long()
 end
 
---- accuracy(logits_or_pred, labels) -> fraction correct in [0, 1], and the count correct.
+---The fraction of correct predictions, and their number.
+---@param x Tensor logits N x C (argmax taken) or predicted classes N
+---@param labels Tensor int64 class numbers 1..C, N
+---@return number fraction in [0, 1] (NaN for no samples)
+---@return integer correct
 function metrics.accuracy(x, labels)
   local pred, y = predictions(x, labels, "accuracy")
   local n = y:numel()
@@ -34,7 +38,10 @@ function metrics.accuracy(x, labels)
   return correct / n, math.tointeger(correct) or correct
 end
 
---- correct(logits_or_pred, labels) -> the number of correct predictions (an integer).
+---The number of correct predictions.
+---@param x Tensor logits N x C or predicted classes N
+---@param labels Tensor int64 class numbers 1..C, N
+---@return integer
 function metrics.correct(x, labels)
   local pred, y = predictions(x, labels, "correct")
   if y:numel() == 0 then return 0 end
@@ -42,8 +49,11 @@ function metrics.correct(x, labels)
   return math.tointeger(c) or c
 end
 
---- confusion_matrix(logits_or_pred, labels, C) -> int64 C x C; entry [i][j] counts samples of
---- class i predicted as j.
+---The confusion matrix: entry [i][j] counts the samples of class i predicted as j.
+---@param x Tensor logits N x C or predicted classes N
+---@param labels Tensor int64 class numbers 1..C, N
+---@param C integer the number of classes
+---@return Tensor cm int64 C x C
 function metrics.confusion_matrix(x, labels, C)
   local pred, y = predictions(x, labels, "confusion_matrix")
   if math.type(C) ~= "integer" or C < 1 then
@@ -62,7 +72,9 @@ function metrics.confusion_matrix(x, labels, C)
   return cm:view(C, C)
 end
 
---- per_class_accuracy(cm) -> float32 C: the diagonal over each row's total (NaN for empty rows).
+---The accuracy of each class from a confusion matrix: the diagonal over each row's total.
+---@param cm Tensor C x C, from confusion_matrix
+---@return Tensor float32 C (NaN for classes without samples)
 function metrics.per_class_accuracy(cm)
   if not core.is_tensor(cm) or cm:dim() ~= 2 or cm:size(1) ~= cm:size(2) then
     error("per_class_accuracy: a square confusion matrix expected", 2)

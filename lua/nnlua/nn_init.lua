@@ -13,7 +13,10 @@ local function fill(t, f)
   return t
 end
 
---- fan_in, fan_out of a weight: [out, in, k...] as in PyTorch (receptive field = prod(k)).
+---fan_in and fan_out of a weight laid out [out, in, k...] as in PyTorch (receptive field = Π k).
+---@param t Tensor at least 2-D
+---@return integer fan_in in * Π k
+---@return integer fan_out out * Π k
 function init.calculate_fan_in_and_fan_out(t)
   check("calculate_fan_in_and_fan_out", t)
   local size = t:size()
@@ -39,7 +42,10 @@ local LINEAR = {
   conv_transpose2d = true, conv_transpose3d = true, sigmoid = true,
 }
 
---- The recommended gain for a nonlinearity (PyTorch's table); param is leaky_relu's slope.
+---The recommended gain for a nonlinearity (PyTorch's table: relu √2, tanh 5/3, linear 1, ...).
+---@param nonlinearity string "linear", "conv2d", "sigmoid", "tanh", "relu", "leaky_relu", "selu", ...
+---@param param? number leaky_relu's negative slope (default 0.01)
+---@return number gain
 function init.calculate_gain(nonlinearity, param)
   if LINEAR[nonlinearity] then return 1 end
   if nonlinearity == "tanh" then return 5 / 3 end
@@ -64,37 +70,56 @@ local function opts_of(arg, names, ...)
   return o
 end
 
---- uniform_(t, {a = 0, b = 1}) or uniform_(t, a, b)
+---Fill t with draws from U(a, b): uniform_(t, {a = 0, b = 1}) or uniform_(t, a, b).
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@param ... number|{a?: number, b?: number} a and b, or an option table
+---@return Tensor t
 function init.uniform_(t, ...)
   check("uniform_", t)
   local o = opts_of(..., { "a", "b" }, select(2, ...))
   return fill(t, function() t:uniform_(o.a or 0, o.b or 1) end)
 end
 
---- normal_(t, {mean = 0, std = 1}) or normal_(t, mean, std)
+---Fill t with draws from N(mean, std²): normal_(t, {mean = 0, std = 1}) or normal_(t, mean, std).
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@param ... number|{mean?: number, std?: number} mean and std, or an option table
+---@return Tensor t
 function init.normal_(t, ...)
   check("normal_", t)
   local o = opts_of(..., { "mean", "std" }, select(2, ...))
   return fill(t, function() t:normal_(o.mean or 0, o.std or 1) end)
 end
 
+---Fill t with val.
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@param val number
+---@return Tensor t
 function init.constant_(t, val)
   check("constant_", t)
   if type(val) ~= "number" then error("init.constant_: number expected for val, got " .. type(val), 2) end
   return fill(t, function() t:fill_(val) end)
 end
 
+---Fill t with zeros.
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@return Tensor t
 function init.zeros_(t)
   check("zeros_", t)
   return fill(t, function() t:zero_() end)
 end
 
+---Fill t with ones.
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@return Tensor t
 function init.ones_(t)
   check("ones_", t)
   return fill(t, function() t:fill_(1) end)
 end
 
---- xavier_uniform_(t, {gain = 1}) or (t, gain): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))
+---Glorot uniform: U(-a, a) with a = gain * √(6 / (fan_in + fan_out)); (t, {gain = 1}) or (t, gain).
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@param ... number|{gain?: number} the gain (default 1)
+---@return Tensor t
 function init.xavier_uniform_(t, ...)
   check("xavier_uniform_", t)
   local o = opts_of(..., { "gain" })
@@ -103,7 +128,10 @@ function init.xavier_uniform_(t, ...)
   return fill(t, function() t:uniform_(-a, a) end)
 end
 
---- xavier_normal_(t, {gain = 1}) or (t, gain): N(0, std²), std = gain * sqrt(2 / (fan_in + fan_out))
+---Glorot normal: N(0, std²) with std = gain * √(2 / (fan_in + fan_out)); (t, {gain = 1}) or (t, gain).
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@param ... number|{gain?: number} the gain (default 1)
+---@return Tensor t
 function init.xavier_normal_(t, ...)
   check("xavier_normal_", t)
   local o = opts_of(..., { "gain" })
@@ -117,8 +145,11 @@ local function kaiming_std(t, o)
   return gain / math.sqrt(fan(t, o.mode))
 end
 
---- kaiming_uniform_(t, {a = 0, mode = "fan_in", nonlinearity = "leaky_relu"}) or positionally:
---- U(-b, b), b = gain * sqrt(3 / fan). Linear and Conv2d use a = sqrt(5), giving b = 1/sqrt(fan_in).
+---He uniform: U(-b, b) with b = gain * √(3 / fan); (t, {a = 0, mode = "fan_in", nonlinearity =
+---"leaky_relu"}) or positionally. Linear and Conv2d use a = √5, giving b = 1/√fan_in.
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@param ... any a, mode, nonlinearity, or {a?: number, mode?: "fan_in"|"fan_out", nonlinearity?: string}
+---@return Tensor t
 function init.kaiming_uniform_(t, ...)
   check("kaiming_uniform_", t)
   local o = opts_of(..., { "a", "mode", "nonlinearity" }, select(2, ...))
@@ -126,7 +157,10 @@ function init.kaiming_uniform_(t, ...)
   return fill(t, function() t:uniform_(-bound, bound) end)
 end
 
---- kaiming_normal_(t, {a = 0, mode = "fan_in", nonlinearity = "leaky_relu"}): N(0, (gain/sqrt(fan))²)
+---He normal: N(0, std²) with std = gain / √fan; options as kaiming_uniform_.
+---@param t Tensor the tensor to fill (a parameter is fine: filled under no_grad)
+---@param ... any a, mode, nonlinearity, or {a?: number, mode?: "fan_in"|"fan_out", nonlinearity?: string}
+---@return Tensor t
 function init.kaiming_normal_(t, ...)
   check("kaiming_normal_", t)
   local o = opts_of(..., { "a", "mode", "nonlinearity" }, select(2, ...))

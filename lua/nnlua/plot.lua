@@ -33,7 +33,12 @@ local function nice(x, round)
   return nf * 10 ^ e
 end
 
---- ticks(lo, hi, n = 6) -> list of tick values within [lo, hi], step
+---About n "nice" tick values (1, 2 or 5 times a power of ten apart) within [lo, hi].
+---@param lo number
+---@param hi number
+---@param n? integer how many, roughly (default 6)
+---@return number[] ticks
+---@return number step
 function plot.ticks(lo, hi, n)
   n = n or 6
   if not (hi > lo) then return { lo }, 1 end
@@ -49,7 +54,10 @@ function plot.ticks(lo, hi, n)
   return out, step
 end
 
---- A tick label with as many decimals as the step needs ("0.25", "1e-05", "20000").
+---A tick label with as many decimals as the step needs ("0.25", "1e-05", "20000").
+---@param v number the tick value
+---@param step number the distance between ticks
+---@return string
 function plot.format_tick(v, step)
   if v == 0 then return "0" end
   local a = math.abs(v)
@@ -107,10 +115,37 @@ local function range(series, key, log)
   return lo, hi
 end
 
---- nn.plot.lines{path =, title =, xlabel =, ylabel =, series = {{name =, x =, y =, color =,
----   width =}, ...}, width = 800, height = 500, xlim = {lo, hi}, ylim = {lo, hi}, ylog = false,
----   legend = "upper right" | "upper left" | "lower right" | "lower left" | false, scale = font scale}
---- Draws a line chart; writes it to path (PNG or JPEG by extension) when given; returns the canvas.
+---One line of a chart: y values (x defaults to 1, 2, ...).
+---@class nn.plot.series
+---@field y number[] the values (non-finite ones break the line)
+---@field x? number[] positions (default 1..#y)
+---@field name? string shown in the legend
+---@field color? integer|string 0xRRGGBB or "#rrggbb" (default from nn.plot.palette)
+---@field width? number line width in pixels (default 1.5)
+
+---Options of nn.plot.lines.
+---@class nn.plot.lines.opts
+---@field series nn.plot.series[] the lines
+---@field path? string write the chart here (PNG or JPEG by extension)
+---@field title? string
+---@field xlabel? string
+---@field ylabel? string
+---@field width? integer pixels (default 800)
+---@field height? integer pixels (default 500)
+---@field xlim? number[] {lo, hi} (default: the data's range)
+---@field ylim? number[] {lo, hi}
+---@field ylog? boolean logarithmic y axis (default false)
+---@field legend? string|false "upper right" (default), "upper left", "lower right", "lower left" or false
+---@field scale? integer font scale (default 2 on charts of 400 pixels and more)
+
+---Draw a line chart (loss curves, accuracies) and write it to opts.path when given.
+---
+---```lua
+---nn.plot.lines{path = "loss.png", title = "training loss", xlabel = "step",
+---  series = {{name = "loss", y = losses}, {name = "smoothed", y = nn.plot.ema(losses)}}}
+---```
+---@param opts nn.plot.lines.opts
+---@return userdata canvas the drawn nn.image canvas
 function plot.lines(opts)
   if type(opts) ~= "table" then error("nn.plot.lines: options table expected, got " .. type(opts), 2) end
   local W, H = opts.width or 800, opts.height or 500
@@ -233,7 +268,10 @@ function plot.lines(opts)
   return cv
 end
 
---- ema(values, alpha = 0.05) -> exponentially smoothed copy (for noisy per-step losses).
+---An exponentially smoothed copy of values (for noisy per-step losses); non-finite values are skipped.
+---@param values number[]
+---@param alpha? number weight of each new value (default 0.05)
+---@return number[]
 function plot.ema(values, alpha)
   values = list(values, "values")
   alpha = alpha or 0.05
@@ -245,8 +283,11 @@ function plot.ema(values, alpha)
   return out
 end
 
---- smooth(values, window) -> centred moving average over `window` points (no lag, unlike ema);
---- the window shrinks near the ends. Non-finite values are skipped.
+---A centred moving average over `window` points (no lag, unlike ema); the window shrinks near the
+---ends; non-finite values are skipped.
+---@param values number[]
+---@param window? integer points averaged (default #values // 50)
+---@return number[]
 function plot.smooth(values, window)
   values = list(values, "values")
   local n = #values

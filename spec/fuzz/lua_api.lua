@@ -15,6 +15,7 @@ local STEP_BUDGET = 2000  -- x 1000 Lua instructions per call, then the call is 
 -- Functions that would change the process rather than compute (threads, terminal output).
 local DENY = {
   ["nn.set_num_threads"] = true, ["nn.progress"] = true,
+  ["nn.interrupt.install"] = true, ["nn.interrupt.uninstall"] = true, -- signal handlers
   ["nn.models.resnet18"] = true, ["nn.models.resnet34"] = true, -- 11M+ parameters each: slow, not new
 }
 
@@ -40,7 +41,10 @@ local function collect(prefix, t, depth, seen)
     local name, v = prefix .. "." .. k, t[k]
     if not DENY[name] and not k:match("^__") then
       if callable(v) then FUNCS[#FUNCS + 1] = { name = name, fn = v } end
-      if type(v) == "table" and depth < 2 and k ~= "Tensor" then collect(name, v, depth + 1, seen) end
+      -- namespaces only: a class's methods are reached through its instances
+      if type(v) == "table" and depth < 2 and k ~= "Tensor" and not callable(v) then
+        collect(name, v, depth + 1, seen)
+      end
     end
   end
 end
@@ -51,9 +55,10 @@ local function build_funcs()
     local _ = nn[k]
   end
   for _, k in ipairs(require("nnlua.nn").names) do local _ = nn[k] end
-  local names = {}
-  for k in pairs(nn) do names[#names + 1] = k end
   collect("nn", nn, 0, {})
+  if os.getenv("NNL_FUZZ_LIST") then
+    for i, f in ipairs(FUNCS) do io.stderr:write(i, " ", f.name, "\n") end
+  end
 end
 build_funcs()
 

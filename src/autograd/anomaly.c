@@ -49,8 +49,8 @@ int nnl_anomaly_check(const nnl_tensor *t, const char *what) {
     return -1;
   }
   if (t->ndim == 0) {
-    nnl_set_error("detect_anomaly: %s %s (a 0-d tensor)", isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf",
-                  what);
+    nnl_set_error("detect_anomaly: %s %s: the value of a 0-d tensor",
+                  isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf", what);
     return -1;
   }
   int64_t idx[NNL_MAXDIM];

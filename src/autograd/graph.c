@@ -170,6 +170,14 @@ nnl_tensor *nnl_sum_to(nnl_tensor *g, int ndim, const int64_t *shape) {
   return out;
 }
 
+/* g is a float32 tensor over all of its storage, referenced from nowhere else: it can become a
+ * leaf's .grad without a copy. */
+static int owned_f32(const nnl_tensor *g) {
+  return g->dtype == NNL_F32 && nnl_tensor_is_contiguous(g) && g->refcount == 1 &&
+         g->storage->refcount == 1 && g->offset == 0 &&
+         g->storage->nbytes == (size_t)nnl_tensor_numel(g) * sizeof(float);
+}
+
 /* acc += g (both float32, same shape); acc becomes a fresh contiguous tensor if NULL. */
 static int accumulate(nnl_tensor **acc, nnl_tensor *g) {
   if (!*acc) {
@@ -202,7 +210,9 @@ static int accumulate(nnl_tensor **acc, nnl_tensor *g) {
 /* Leaf .grad: accumulate in place into the existing buffer (optimizers hold it). */
 static int accumulate_leaf(nnl_tensor *leaf, nnl_tensor *g) {
   if (!leaf->grad) {
-    leaf->grad = nnl_raw_to_dtype(g, NNL_F32); /* always a private copy */
+    /* always private: a gradient nobody else holds (a backward's fresh buffer) is taken as it
+     * is, anything else is copied */
+    leaf->grad = owned_f32(g) ? nnl_tensor_retain(g) : nnl_raw_to_dtype(g, NNL_F32);
     return leaf->grad ? 0 : -1;
   }
   if (!nnl_tensor_is_contiguous(leaf->grad)) {

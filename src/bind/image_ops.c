@@ -336,7 +336,8 @@ static int l_load_batch(lua_State *L) {
   const char **paths = lua_newuserdatauv(L, (size_t)n * sizeof *paths, 0);
   uint64_t *keys = lua_newuserdatauv(L, (size_t)n * sizeof *keys, 0);
   char *errs = lua_newuserdatauv(L, (size_t)n * NNL_IMGBATCH_ERRLEN, 0);
-  lua_getfield(L, 3, "indices"); /* 7 */
+  if (lua_istable(L, 3)) lua_getfield(L, 3, "indices"); /* 7 */
+  else lua_pushnil(L);
   if (!lua_isnil(L, 7) && !lua_istable(L, 7))
     return luaL_error(L, "%s: option 'indices' must be a list of integers, got %s", fn, luaL_typename(L, 7));
   for (lua_Integer i = 0; i < n; i++) {

@@ -38,6 +38,7 @@ const char *nnl_cli_progname = "nnlua";
 /* ---- running chunks: tracebacks and Ctrl-C ---- */
 
 static lua_State *running; /* the state a SIGINT should stop */
+static volatile sig_atomic_t stopped; /* the last chunk was stopped by Ctrl-C: exit 128 + SIGINT */
 
 /* Installed from the signal handler: raise the error at the next safe point of Lua
  * code. A C kernel in the middle of its work finishes that call first. */
@@ -45,6 +46,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  stopped = 1;
   luaL_error(L, "interrupted!");
 }
 
@@ -59,7 +61,9 @@ static void set_signal(int sig, void (*handler)(int), struct sigaction *old)
 
 /* A signal handler may not touch the Lua state beyond setting a hook (lua_sethook is
  * safe for that). A second Ctrl-C before the hook runs ends the process, so a C loop
- * that never returns can still be killed. */
+ * that never returns can still be killed. A script that called nn.interrupt.install()
+ * (src/bind/signal.c) replaced this handler for the chunk: its first Ctrl-C only sets a
+ * flag the script polls, and its second comes here. */
 static void on_sigint(int sig)
 {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
@@ -86,6 +90,7 @@ int nnl_cli_docall(lua_State *L, int narg, int nres)
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   running = L;
+  stopped = 0;
   set_signal(SIGINT, on_sigint, &old);
   status = lua_pcall(L, narg, nres, base);
   sigaction(SIGINT, &old, NULL);
@@ -469,6 +474,17 @@ static int load_nn(lua_State *L)
   return nnl_cli_report(L, status) == LUA_OK;
 }
 
+/* The REPL's '?expr' calls the global help: here it is nn.help (users of the stock lua5.4 call
+ * nn.help). A help set by LUA_INIT, -e or -l comes later and wins. */
+static void set_help(lua_State *L)
+{
+  static const char code[] = "if help == nil and type(nn) == 'table' then help = nn.help end";
+  int status = luaL_loadbuffer(L, code, sizeof code - 1, "=help");
+  if (status == LUA_OK)
+    status = nnl_cli_docall(L, 0, 0);
+  nnl_cli_report(L, status);
+}
+
 /* ---- main ---- */
 
 static int pmain(lua_State *L)
@@ -503,6 +519,7 @@ static int pmain(lua_State *L)
   lua_gc(L, LUA_GCGEN, 0, 0);
   if (!load_nn(L))
     return 0;
+  set_help(L);
   if (!(o.flags & HAS_NOENV) && handle_luainit(L) != LUA_OK)
     return 0;
   if (!run_args(L, argv, o.script))
@@ -539,5 +556,7 @@ int main(int argc, char **argv)
   ok = lua_toboolean(L, -1);
   nnl_cli_report(L, status);
   lua_close(L);
-  return ok && status == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (ok && status == LUA_OK)
+    return EXIT_SUCCESS;
+  return stopped ? 128 + SIGINT : EXIT_FAILURE; /* as a shell reports a process Ctrl-C ended */
 }

@@ -4,10 +4,12 @@
 #include "io.h"
 #include "../nnlua.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,12 +72,38 @@ static void sync_dir(const char *path) {
   free(dir);
 }
 
+/* A writer killed mid-save (SIGKILL, OOM killer) leaves its "<path>.tmp.<pid>" behind: never
+ * a partial <path>, but one stray file per kill. Before writing, remove the temporary files of
+ * <path> whose writer no longer exists; those of live processes (a concurrent writer) stay. */
+static void sweep_stale_temps(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+  DIR *d = dir ? opendir(dir) : NULL;
+  free(dir);
+  if (!d) return;
+  size_t blen = strlen(base);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *name = e->d_name;
+    if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp.", 5)) continue;
+    const char *digits = name + blen + 5;
+    if (*digits < '1' || *digits > '9') continue;
+    char *end;
+    long pid = strtol(digits, &end, 10);
+    if (*end || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) unlinkat(dirfd(d), name, 0);
+  }
+  closedir(d);
+}
+
 int nnl_io_write_atomic(const char *path, nnl_io_writer fn, void *ctx) {
   if (!path || !*path) { nnl_set_error("write: empty path"); return -1; }
   size_t n = strlen(path) + 32;
   char *tmp = malloc(n);
   if (!tmp) { nnl_set_error("%s: out of memory", path); return -1; }
   snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  sweep_stale_temps(path);
   FILE *f = fopen(tmp, "wb");
   if (!f) {
     nnl_set_error("%s: cannot create %s: %s", path, tmp, strerror(errno));

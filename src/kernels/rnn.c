@@ -10,12 +10,9 @@
 
 #include "blas.h"
 
-/* One gate element (an exp or a tanh or two) costs about as much as this many plain ones: the
- * per-step gate pass goes parallel when N * H * GATE_WORK crosses the usual threshold. */
-#define GATE_WORK 16
 /* Bias gradients sum columns in blocks: a thread owns a block and walks the rows in order. */
 #define COL_BLOCK 64
-/* Products smaller than this many multiply-adds run on one thread. */
+/* Products (and per-step products) smaller than this many multiply-adds run on one thread. */
 #define GEMM_PAR_MIN (1 << 20)
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -35,11 +32,12 @@ static inline float tanh_(float x) {
 
 /* ---- pieces shared by the three cells ---- */
 
-/* C[M,N] = A @ op(B) + beta C (alpha 1) with each thread computing a block of whole 16-column
- * panels of C by a single-threaded sgemm (OpenBLAS runs serially inside a parallel region).
- * OpenBLAS's own threading splits a product with few rows - the batch of a per-step product -
- * by rows, so each of its threads packs all of W_hh: two threads measured no faster than one
- * on (25 x 512) @ (512 x 2048), and several times slower than one on shared cores. */
+/* C[M,N] = A @ op(B) + beta C (alpha 1), each thread computing a block of whole 16-column panels
+ * of C with a single-threaded sgemm (OpenBLAS runs serially inside a parallel region). OpenBLAS's
+ * own threading split a product with few rows - a step's, whose rows are the batch - by rows, so
+ * each of its threads packed all of W_hh: two threads measured no faster than one on
+ * (25 x 512) @ (512 x 2048), and its threads slowed down badly on shared cores; by columns the
+ * products here ran 1.8 times faster on two threads than on one. */
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc) {
   if ((int64_t)M * N * K < GEMM_PAR_MIN || N < 32) {
@@ -112,10 +110,50 @@ static void weight_grads(float *dX, float *dWih, float *dWhh, const float *dGx, 
   if (dX) gemm(0, 0, TN, D, GH, dGx, GH, Wih, D, 1.0f, dX, D);
 }
 
-/* dh = dhT (or zeros) before the backward walk. */
-static void init_state_grad(float *dh, const float *dhT, int64_t n) {
-  if (dhT) memcpy(dh, dhT, (size_t)n * sizeof *dh);
-  else memset(dh, 0, (size_t)n * sizeof *dh);
+/* ---- the time loop ----
+ * The recurrence of a layer runs inside one parallel region. Each thread owns a slice [j0, j1) of
+ * the hidden units (whole 16-column panels) for the whole sequence: it computes its units' columns
+ * of every gate in the step's product (a single-threaded sgemm on its rows or columns of W_hh),
+ * does their gate arithmetic, and meets the others at one barrier per step, once h_t (or the
+ * gate gradients of step t) is complete. Two fork-joins per step cost more than the product
+ * when the cores are shared with other programs. */
+
+/* 1 if a step's product is worth a team of threads. */
+static int team_worth(int N, int H, int G) { return (int64_t)N * G * H * H >= GEMM_PAR_MIN; }
+
+/* This thread's hidden units [*j0, *j1). */
+static void my_units(int H, int *j0, int *j1) {
+  int t = 0, nt = 1;
+#ifdef _OPENMP
+  t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+  *j0 = t ? (int)((int64_t)H * t / nt) & ~15 : 0;
+  *j1 = t + 1 < nt ? (int)((int64_t)H * (t + 1) / nt) & ~15 : H;
+}
+
+/* out[N, G*H] = h[N,H] @ Whh[G*H,H]^T + beta out, in the columns g*H + [j0, j1) of every gate g. */
+static void step_product(float *out, const float *h, const float *Whh, int N, int H, int G,
+                         int j0, int j1, float beta) {
+  if (j0 == 0 && j1 == H) {
+    nnl_sgemm(0, 1, N, G * H, H, 1.0f, h, H, Whh, H, beta, out, G * H);
+    return;
+  }
+  for (int g = 0; g < G && j1 > j0; g++)
+    nnl_sgemm(0, 1, N, j1 - j0, H, 1.0f, h, H, Whh + ((int64_t)g * H + j0) * H, H, beta,
+              out + (int64_t)g * H + j0, G * H);
+}
+
+/* dh[N, j0:j1) = dG[N, G*H] @ Whh[G*H, j0:j1) + beta dh: the gradient reaching h_{t-1}. */
+static void step_product_back(float *dh, const float *dG, const float *Whh, int N, int H, int G,
+                              int j0, int j1, float beta) {
+  if (j1 > j0)
+    nnl_sgemm(0, 0, N, j1 - j0, G * H, 1.0f, dG, G * H, Whh + j0, H, beta, dh + j0, H);
+}
+
+/* dh[:, j0:j1) = dhT (or zeros) before the backward walk. */
+static void init_state_grad(float *dh, const float *dhT, int N, int H, int j0, int j1) {
+  for (int64_t n = 0; n < N; n++)
+    for (int j = j0; j < j1; j++) dh[n * H + j] = dhT ? dhT[n * H + j] : 0.0f;
 }
 
 /* ---- Elman RNN ---- */
@@ -126,14 +164,19 @@ void nnl_rnn_forward(float *Y, const float *X, const float *h0, const float *Wih
   int64_t NH = (int64_t)N * H;
   /* Y holds the pre-activations of every step until the step turns them into h_t */
   project_inputs(Y, X, Wih, bih, bhh, T * N, D, H);
-  for (int t = 0; t < T; t++) {
-    float *y = Y + t * NH;
-    const float *hp = t ? y - NH : h0;
-    if (hp) gemm(0, 1, N, H, H, hp, H, Whh, H, 1.0f, y, H);
-#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-      float *yn = y + (int64_t)n * H;
-      for (int j = 0; j < H; j++) yn[j] = relu ? (yn[j] > 0.0f ? yn[j] : 0.0f) : tanh_(yn[j]);
+#pragma omp parallel if (team_worth(N, H, 1))
+  {
+    int j0, j1;
+    my_units(H, &j0, &j1);
+    for (int t = 0; t < T; t++) {
+      float *y = Y + t * NH;
+      const float *hp = t ? y - NH : h0;
+      if (hp) step_product(y, hp, Whh, N, H, 1, j0, j1, 1.0f);
+      for (int64_t n = 0; n < N; n++) {
+        float *yn = y + n * H;
+        for (int j = j0; j < j1; j++) yn[j] = relu ? (yn[j] > 0.0f ? yn[j] : 0.0f) : tanh_(yn[j]);
+      }
+#pragma omp barrier
     }
   }
 }
@@ -143,21 +186,24 @@ void nnl_rnn_backward(float *dX, float *dh0, float *dWih, float *dWhh, float *db
                       const float *Wih, const float *Whh, const float *dY, const float *dhT,
                       int T, int N, int D, int H, int relu) {
   int64_t NH = (int64_t)N * H;
-  init_state_grad(dh, dhT, NH);
-  for (int t = T - 1; t >= 0; t--) {
-    const float *y = Y + t * NH, *dy = dY + t * NH;
-    float *da = dA + t * NH;
-#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-      int64_t o = (int64_t)n * H;
-      for (int j = 0; j < H; j++) {
-        float g = dh[o + j] + dy[o + j], h = y[o + j];
-        da[o + j] = relu ? (h > 0.0f ? g : 0.0f) : g * (1.0f - h * h);
-      }
+#pragma omp parallel if (team_worth(N, H, 1))
+  {
+    int j0, j1;
+    my_units(H, &j0, &j1);
+    init_state_grad(dh, dhT, N, H, j0, j1);
+    for (int t = T - 1; t >= 0; t--) {
+      const float *y = Y + t * NH, *dy = dY + t * NH;
+      float *da = dA + t * NH;
+      for (int64_t o = 0; o < NH; o += H)
+        for (int j = j0; j < j1; j++) {
+          float g = dh[o + j] + dy[o + j], h = y[o + j];
+          da[o + j] = relu ? (h > 0.0f ? g : 0.0f) : g * (1.0f - h * h);
+        }
+#pragma omp barrier
+      /* dh_{t-1} = dA_t[N,H] @ Whh[H,H]; the last one lands in dh0 */
+      if (t > 0) step_product_back(dh, da, Whh, N, H, 1, j0, j1, 0.0f);
+      else if (dh0) step_product_back(dh0, da, Whh, N, H, 1, j0, j1, 1.0f);
     }
-    /* dh_{t-1} = dA_t[N,H] @ Whh[H,H]; the last one lands in dh0 */
-    if (t > 0) gemm(0, 0, N, H, H, da, H, Whh, H, 0.0f, dh, H);
-    else if (dh0) gemm(0, 0, N, H, H, da, H, Whh, H, 1.0f, dh0, H);
   }
   column_sums(dbih, dbhh, dA, T * N, H);
   weight_grads(dX, dWih, dWhh, dA, dA, Y, X, h0, Wih, T, N, D, H, H);
@@ -170,23 +216,28 @@ void nnl_lstm_forward(float *Y, float *C, float *gates, const float *X, const fl
                       const float *bhh, int T, int N, int D, int H) {
   int64_t NH = (int64_t)N * H, G4 = 4 * (int64_t)H;
   project_inputs(gates, X, Wih, bih, bhh, T * N, D, 4 * H);
-  for (int t = 0; t < T; t++) {
-    float *a = gates + t * N * G4, *y = Y + t * NH, *c = C + t * NH;
-    const float *hp = t ? y - NH : h0, *cp = t ? c - NH : c0;
-    /* all four gates at once: a[N,4H] += h_{t-1}[N,H] @ Whh[4H,H]^T */
-    if (hp) gemm(0, 1, N, 4 * H, H, hp, H, Whh, H, 1.0f, a, 4 * H);
-#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-      float *an = a + n * G4, *yn = y + (int64_t)n * H, *cn = c + (int64_t)n * H;
-      const float *cpn = cp ? cp + (int64_t)n * H : NULL;
-      for (int j = 0; j < H; j++) {
-        float i = sigmoidf(an[j]), f = sigmoidf(an[H + j]);
-        float g = tanh_(an[2 * H + j]), o = sigmoidf(an[3 * H + j]);
-        float cv = i * g + (cpn ? f * cpn[j] : 0.0f);
-        an[j] = i, an[H + j] = f, an[2 * H + j] = g, an[3 * H + j] = o;
-        cn[j] = cv;
-        yn[j] = o * tanh_(cv);
+#pragma omp parallel if (team_worth(N, H, 4))
+  {
+    int j0, j1;
+    my_units(H, &j0, &j1);
+    for (int t = 0; t < T; t++) {
+      float *a = gates + t * N * G4, *y = Y + t * NH, *c = C + t * NH;
+      const float *hp = t ? y - NH : h0, *cp = t ? c - NH : c0;
+      /* the four gates of this thread's units: a[N,4H] += h_{t-1}[N,H] @ Whh[4H,H]^T */
+      if (hp) step_product(a, hp, Whh, N, H, 4, j0, j1, 1.0f);
+      for (int64_t n = 0; n < N; n++) {
+        float *an = a + n * G4, *yn = y + n * H, *cn = c + n * H;
+        const float *cpn = cp ? cp + n * H : NULL;
+        for (int j = j0; j < j1; j++) {
+          float i = sigmoidf(an[j]), f = sigmoidf(an[H + j]);
+          float g = tanh_(an[2 * H + j]), o = sigmoidf(an[3 * H + j]);
+          float cv = i * g + (cpn ? f * cpn[j] : 0.0f);
+          an[j] = i, an[H + j] = f, an[2 * H + j] = g, an[3 * H + j] = o;
+          cn[j] = cv;
+          yn[j] = o * tanh_(cv);
+        }
       }
+#pragma omp barrier
     }
   }
 }
@@ -197,34 +248,40 @@ void nnl_lstm_backward(float *dX, float *dh0, float *dc0, float *dWih, float *dW
                        const float *c0, const float *Wih, const float *Whh, const float *dY,
                        const float *dhT, const float *dcT, int T, int N, int D, int H) {
   int64_t NH = (int64_t)N * H, G4 = 4 * (int64_t)H;
-  init_state_grad(dh, dhT, NH);
-  init_state_grad(dc, dcT, NH);
-  for (int t = T - 1; t >= 0; t--) {
-    const float *a = gates + t * N * G4, *c = C + t * NH, *dy = dY + t * NH;
-    const float *cp = t ? c - NH : c0;
-    float *dg = dG + t * N * G4;
-#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-      const float *an = a + n * G4, *cn = c + (int64_t)n * H, *dyn = dy + (int64_t)n * H;
-      const float *cpn = cp ? cp + (int64_t)n * H : NULL;
-      float *dgn = dg + n * G4, *dhn = dh + (int64_t)n * H, *dcn = dc + (int64_t)n * H;
-      for (int j = 0; j < H; j++) {
-        float i = an[j], f = an[H + j], g = an[2 * H + j], o = an[3 * H + j];
-        float tc = tanh_(cn[j]), dht = dhn[j] + dyn[j];
-        float dct = dcn[j] + dht * o * (1.0f - tc * tc);
-        dgn[j] = dct * g * i * (1.0f - i);
-        dgn[H + j] = cpn ? dct * cpn[j] * f * (1.0f - f) : 0.0f;
-        dgn[2 * H + j] = dct * i * (1.0f - g * g);
-        dgn[3 * H + j] = dht * tc * o * (1.0f - o);
-        dcn[j] = dct * f;
+#pragma omp parallel if (team_worth(N, H, 4))
+  {
+    int j0, j1;
+    my_units(H, &j0, &j1);
+    init_state_grad(dh, dhT, N, H, j0, j1);
+    init_state_grad(dc, dcT, N, H, j0, j1);
+    for (int t = T - 1; t >= 0; t--) {
+      const float *a = gates + t * N * G4, *c = C + t * NH, *dy = dY + t * NH;
+      const float *cp = t ? c - NH : c0;
+      float *dg = dG + t * N * G4;
+      for (int64_t n = 0; n < N; n++) {
+        const float *an = a + n * G4, *cn = c + n * H, *dyn = dy + n * H;
+        const float *cpn = cp ? cp + n * H : NULL;
+        float *dgn = dg + n * G4, *dhn = dh + n * H, *dcn = dc + n * H;
+        for (int j = j0; j < j1; j++) {
+          float i = an[j], f = an[H + j], g = an[2 * H + j], o = an[3 * H + j];
+          float tc = tanh_(cn[j]), dht = dhn[j] + dyn[j];
+          float dct = dcn[j] + dht * o * (1.0f - tc * tc);
+          dgn[j] = dct * g * i * (1.0f - i);
+          dgn[H + j] = cpn ? dct * cpn[j] * f * (1.0f - f) : 0.0f;
+          dgn[2 * H + j] = dct * i * (1.0f - g * g);
+          dgn[3 * H + j] = dht * tc * o * (1.0f - o);
+          dcn[j] = dct * f;
+        }
       }
+#pragma omp barrier
+      /* dh_{t-1} = dG_t[N,4H] @ Whh[4H,H]; the last one lands in dh0 */
+      if (t > 0) step_product_back(dh, dg, Whh, N, H, 4, j0, j1, 0.0f);
+      else if (dh0) step_product_back(dh0, dg, Whh, N, H, 4, j0, j1, 1.0f);
     }
-    /* dh_{t-1} = dG_t[N,4H] @ Whh[4H,H]; the last one lands in dh0 */
-    if (t > 0) gemm(0, 0, N, H, 4 * H, dg, 4 * H, Whh, H, 0.0f, dh, H);
-    else if (dh0) gemm(0, 0, N, H, 4 * H, dg, 4 * H, Whh, H, 1.0f, dh0, H);
+    if (dc0)
+      for (int64_t o = 0; o < NH; o += H)
+        for (int j = j0; j < j1; j++) dc0[o + j] += dc[o + j];
   }
-  if (dc0)
-    for (int64_t k = 0; k < NH; k++) dc0[k] += dc[k];
   column_sums(dbih, dbhh, dG, T * N, 4 * H);
   weight_grads(dX, dWih, dWhh, dG, dG, Y, X, h0, Wih, T, N, D, H, 4 * H);
 }
@@ -237,25 +294,30 @@ void nnl_gru_forward(float *Y, float *gates, float *ghn, float *work, const floa
   int64_t NH = (int64_t)N * H, G3 = 3 * (int64_t)H;
   /* b_hh stays out of the projection: b_hn sits inside r * (.) */
   project_inputs(gates, X, Wih, bih, NULL, T * N, D, 3 * H);
-  for (int t = 0; t < T; t++) {
-    float *a = gates + t * N * G3, *y = Y + t * NH, *gn = ghn + t * NH;
-    const float *hp = t ? y - NH : h0;
-    /* work[N,3H] = h_{t-1}[N,H] @ Whh[3H,H]^T */
-    if (hp) gemm(0, 1, N, 3 * H, H, hp, H, Whh, H, 0.0f, work, 3 * H);
-#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-      float *an = a + n * G3, *yn = y + (int64_t)n * H, *gnn = gn + (int64_t)n * H;
-      const float *wn = work + n * G3, *hpn = hp ? hp + (int64_t)n * H : NULL;
-      for (int j = 0; j < H; j++) {
-        float hr = hpn ? wn[j] : 0.0f, hz = hpn ? wn[H + j] : 0.0f;
-        float hn = hpn ? wn[2 * H + j] : 0.0f, h = hpn ? hpn[j] : 0.0f;
-        if (bhh) hr += bhh[j], hz += bhh[H + j], hn += bhh[2 * H + j];
-        float r = sigmoidf(an[j] + hr), z = sigmoidf(an[H + j] + hz);
-        float nv = tanh_(an[2 * H + j] + r * hn);
-        an[j] = r, an[H + j] = z, an[2 * H + j] = nv;
-        gnn[j] = hn;
-        yn[j] = (1.0f - z) * nv + z * h;
+#pragma omp parallel if (team_worth(N, H, 3))
+  {
+    int j0, j1;
+    my_units(H, &j0, &j1);
+    for (int t = 0; t < T; t++) {
+      float *a = gates + t * N * G3, *y = Y + t * NH, *gn = ghn + t * NH;
+      const float *hp = t ? y - NH : h0;
+      /* work[N,3H] = h_{t-1}[N,H] @ Whh[3H,H]^T in this thread's columns */
+      if (hp) step_product(work, hp, Whh, N, H, 3, j0, j1, 0.0f);
+      for (int64_t n = 0; n < N; n++) {
+        float *an = a + n * G3, *yn = y + n * H, *gnn = gn + n * H;
+        const float *wn = work + n * G3, *hpn = hp ? hp + n * H : NULL;
+        for (int j = j0; j < j1; j++) {
+          float hr = hpn ? wn[j] : 0.0f, hz = hpn ? wn[H + j] : 0.0f;
+          float hn = hpn ? wn[2 * H + j] : 0.0f, h = hpn ? hpn[j] : 0.0f;
+          if (bhh) hr += bhh[j], hz += bhh[H + j], hn += bhh[2 * H + j];
+          float r = sigmoidf(an[j] + hr), z = sigmoidf(an[H + j] + hz);
+          float nv = tanh_(an[2 * H + j] + r * hn);
+          an[j] = r, an[H + j] = z, an[2 * H + j] = nv;
+          gnn[j] = hn;
+          yn[j] = (1.0f - z) * nv + z * h;
+        }
       }
+#pragma omp barrier
     }
   }
 }
@@ -266,35 +328,41 @@ void nnl_gru_backward(float *dX, float *dh0, float *dWih, float *dWhh, float *db
                       const float *Whh, const float *dY, const float *dhT, int T, int N, int D,
                       int H) {
   int64_t NH = (int64_t)N * H, G3 = 3 * (int64_t)H;
-  init_state_grad(dh, dhT, NH);
-  for (int t = T - 1; t >= 0; t--) {
-    const float *a = gates + t * N * G3, *gn = ghn + t * NH, *dy = dY + t * NH;
-    const float *hp = t ? Y + (t - 1) * NH : h0;
-    float *dgx = dGx + t * N * G3, *dgh = dGh + t * N * G3;
-#pragma omp parallel for if (NH * GATE_WORK > NNL_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-      const float *an = a + n * G3, *gnn = gn + (int64_t)n * H, *dyn = dy + (int64_t)n * H;
-      const float *hpn = hp ? hp + (int64_t)n * H : NULL;
-      float *dxn = dgx + n * G3, *dhh = dgh + n * G3, *dhn = dh + (int64_t)n * H;
-      for (int j = 0; j < H; j++) {
-        float r = an[j], z = an[H + j], nv = an[2 * H + j], h = hpn ? hpn[j] : 0.0f;
-        float dht = dhn[j] + dyn[j];
-        float dan = dht * (1.0f - z) * (1.0f - nv * nv);
-        float dar = dan * gnn[j] * r * (1.0f - r);
-        float daz = dht * (h - nv) * z * (1.0f - z);
-        dxn[j] = dhh[j] = dar;
-        dxn[H + j] = dhh[H + j] = daz;
-        dxn[2 * H + j] = dan;
-        dhh[2 * H + j] = dan * r;
-        dhn[j] = dht * z; /* the direct path h_{t-1} -> h_t; sgemm adds the gates' */
+#pragma omp parallel if (team_worth(N, H, 3))
+  {
+    int j0, j1;
+    my_units(H, &j0, &j1);
+    init_state_grad(dh, dhT, N, H, j0, j1);
+    for (int t = T - 1; t >= 0; t--) {
+      const float *a = gates + t * N * G3, *gn = ghn + t * NH, *dy = dY + t * NH;
+      const float *hp = t ? Y + (t - 1) * NH : h0;
+      float *dgx = dGx + t * N * G3, *dgh = dGh + t * N * G3;
+      for (int64_t n = 0; n < N; n++) {
+        const float *an = a + n * G3, *gnn = gn + n * H, *dyn = dy + n * H;
+        const float *hpn = hp ? hp + n * H : NULL;
+        float *dxn = dgx + n * G3, *dhh = dgh + n * G3, *dhn = dh + n * H;
+        for (int j = j0; j < j1; j++) {
+          float r = an[j], z = an[H + j], nv = an[2 * H + j], h = hpn ? hpn[j] : 0.0f;
+          float dht = dhn[j] + dyn[j];
+          float dan = dht * (1.0f - z) * (1.0f - nv * nv);
+          float dar = dan * gnn[j] * r * (1.0f - r);
+          float daz = dht * (h - nv) * z * (1.0f - z);
+          dxn[j] = dhh[j] = dar;
+          dxn[H + j] = dhh[H + j] = daz;
+          dxn[2 * H + j] = dan;
+          dhh[2 * H + j] = dan * r;
+          dhn[j] = dht * z; /* the direct path h_{t-1} -> h_t; the product adds the gates' */
+        }
       }
-    }
-    /* dh_{t-1} = dh_t * z + dGh_t[N,3H] @ Whh[3H,H] */
-    if (t > 0) {
-      gemm(0, 0, N, H, 3 * H, dgh, 3 * H, Whh, H, 1.0f, dh, H);
-    } else if (dh0) {
-      for (int64_t k = 0; k < NH; k++) dh0[k] += dh[k];
-      gemm(0, 0, N, H, 3 * H, dgh, 3 * H, Whh, H, 1.0f, dh0, H);
+#pragma omp barrier
+      /* dh_{t-1} = dh_t * z + dGh_t[N,3H] @ Whh[3H,H] */
+      if (t > 0) {
+        step_product_back(dh, dgh, Whh, N, H, 3, j0, j1, 1.0f);
+      } else if (dh0) {
+        for (int64_t o = 0; o < NH; o += H)
+          for (int j = j0; j < j1; j++) dh0[o + j] += dh[o + j];
+        step_product_back(dh0, dgh, Whh, N, H, 3, j0, j1, 1.0f);
+      }
     }
   }
   column_sums(dbih, NULL, dGx, T * N, 3 * H);

@@ -400,6 +400,67 @@ D["nn.clock"] = {
   example = "local t0 = nn.clock()\nlocal y = nn.matmul(nn.randn(64, 64), nn.randn(64, 64))\nprint(nn.clock() - t0)",
 }
 
+D["nn.detect_anomaly"] = {
+  signature = "nn.detect_anomaly(on) -> boolean | nn.detect_anomaly(fn, ...) -> ...",
+  summary = "Anomaly mode: the first NaN or Inf an op produces, in forward or in backward, raises an error\n"
+    .. "naming the op. With a boolean, turn it on or off and get the previous setting; with a function,\n"
+    .. "run fn(...) with it on (restored afterwards, also after an error). It costs a scan of each result.",
+  params = { { "on", "boolean|function", "the setting, or a function to run with it on" },
+    { "...", "any", "arguments for fn" } },
+  returns = "boolean (the previous setting), or what fn returns",
+  example = "local ok, err = pcall(nn.detect_anomaly, function() return nn.log(nn.tensor{-1}) end)\nassert(not ok)",
+}
+D["nn.is_anomaly_enabled"] = {
+  signature = "nn.is_anomaly_enabled() -> boolean",
+  summary = "Whether anomaly mode (nn.detect_anomaly) is on.",
+  params = {},
+  returns = "boolean",
+  example = "print(nn.is_anomaly_enabled())",
+}
+
+-- ---- Ctrl-C in training loops ----
+
+D["nn.interrupt"] = { summary = "Cooperative Ctrl-C for training loops: after nn.interrupt.install(), the first Ctrl-C only sets\n"
+  .. "a flag that the loop polls between steps (to save a checkpoint and stop cleanly); a second one\n"
+  .. "goes to the handler from before (the interpreter's: an \"interrupted!\" error at once)." }
+D["nn.interrupt.install"] = {
+  signature = "nn.interrupt.install() -> true",
+  summary = "Catch Ctrl-C (SIGINT) as a request the loop polls with nn.interrupt.requested(). Idempotent;\n"
+    .. "clears an earlier request.",
+  params = {},
+  returns = "true",
+  example = "nn.interrupt.install()\nfor step = 1, 3 do\n  if nn.interrupt.requested() then break end\nend\nnn.interrupt.uninstall()",
+}
+D["nn.interrupt.uninstall"] = {
+  signature = "nn.interrupt.uninstall()",
+  summary = "Put back the SIGINT handler from before install() and clear the request.",
+  params = {},
+  returns = "nothing",
+  example = "nn.interrupt.install()\nnn.interrupt.uninstall()\nassert(not nn.interrupt.installed())",
+}
+D["nn.interrupt.requested"] = {
+  signature = "nn.interrupt.requested() -> boolean",
+  summary = "Whether Ctrl-C came since install() (or the last clear()).",
+  params = {},
+  returns = "boolean",
+  example = "print(nn.interrupt.requested())",
+}
+D["nn.interrupt.clear"] = {
+  signature = "nn.interrupt.clear()",
+  summary = "Forget a Ctrl-C request (the handler stays installed).",
+  params = {},
+  returns = "nothing",
+  example = "nn.interrupt.clear()",
+}
+D["nn.interrupt.installed"] = {
+  signature = "nn.interrupt.installed() -> boolean",
+  summary = "Whether the Ctrl-C handler of nn.interrupt is in place now (the nnlua executable and lua5.4\n"
+    .. "put their own back after each chunk they run).",
+  params = {},
+  returns = "boolean",
+  example = "print(nn.interrupt.installed())",
+}
+
 -- ---- checkpoints ----
 
 D["nn.save"] = {

@@ -198,6 +198,15 @@ function M.index(opts)
   return idx
 end
 
+--- An index-like entry for a class the index does not know (a user's Module subclass), so that
+--- help can show it from its own annotations.
+---@param cls table a class table (with __name)
+---@return table entry
+function M.class_entry(cls)
+  return { name = rawget(cls, "__name"), names = { rawget(cls, "__name") }, kind = "class", value = cls,
+           key = rawget(cls, "__name"), file = class_file(cls) }
+end
+
 --- Every parsed @class block, from the files of all indexed classes and functions.
 ---@return table<string, table> classes name -> block (with .path)
 function M.class_blocks()

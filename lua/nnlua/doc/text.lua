@@ -10,9 +10,17 @@ local WIDTH = 100
 -- The first sentence of a description (or its first line, when that is shorter).
 local function first_line(s)
   s = (s or ""):match("^%s*([^\n]*)") or ""
-  s = s:match("^(.-%.)%s") or s
-  if #s > 76 then s = s:sub(1, 73) .. "..." end
-  return s
+  return s:match("^(.-%.)%s") or s
+end
+
+-- Display width (UTF-8 aware: σ, Φ, ᵀ count one).
+local function width(s) return utf8.len(s) or #s end
+
+-- s cut to at most n display characters, "..." marking the cut.
+local function cut(s, n)
+  if width(s) <= n then return s end
+  local stop = utf8.offset(s, n - 2) or (n - 2)
+  return s:sub(1, stop - 1) .. "..."
 end
 
 -- Words of s in lines of at most width characters.
@@ -34,19 +42,25 @@ local function indent(s, pad)
   return pad .. s:gsub("\n", "\n" .. pad)
 end
 
--- Rows of cells, each column as wide as its widest cell; the last cell wraps at WIDTH.
-local function columns(rows, pad)
+-- Rows of cells, each column as wide as its widest cell; the last cell wraps at WIDTH, or is cut
+-- to one line when truncate is set (listings of members).
+local function columns(rows, pad, truncate)
   local widths = {}
   for _, r in ipairs(rows) do
-    for i = 1, #r - 1 do widths[i] = math.max(widths[i] or 0, #r[i]) end
+    for i = 1, #r - 1 do widths[i] = math.max(widths[i] or 0, width(r[i])) end
   end
   local out = {}
   for _, r in ipairs(rows) do
     local line = pad
-    for i = 1, #r - 1 do line = line .. r[i] .. string.rep(" ", widths[i] - #r[i] + 2) end
+    for i = 1, #r - 1 do line = line .. r[i] .. string.rep(" ", widths[i] - width(r[i]) + 2) end
     local last = r[#r] or ""
-    local lead = string.rep(" ", #line)
-    if #line + #last > WIDTH and not last:find("\n") then last = wrap(last, math.max(30, WIDTH - #line)) end
+    local lead = string.rep(" ", width(line))
+    local room = math.max(30, WIDTH - width(line))
+    if truncate then
+      last = cut(last:match("^[^\n]*"), room)
+    elseif width(line) + width(last) > WIDTH and not last:find("\n") then
+      last = wrap(last, room)
+    end
     local first = true
     for para in (last .. "\n"):gmatch("([^\n]*)\n") do
       out[#out + 1] = (first and line or lead) .. para
@@ -119,7 +133,7 @@ local function render_function(e, fn)
   end
   if #d.returns > 0 then
     local rows = {}
-    for _, r in ipairs(d.returns) do rows[#rows + 1] = { r[1], r[2] or "" } end
+    for _, r in ipairs(d.returns) do rows[#rows + 1] = r[1] == "" and { r[2] } or { r[1], r[2] or "" } end
     out[#out + 1] = "\nReturns:\n" .. columns(rows, "  ")
   end
   if d.example and d.example ~= "" then out[#out + 1] = "\nExample:\n" .. indent(d.example, "  ") end
@@ -192,7 +206,7 @@ local function render_namespace(e)
   local out = { e.name .. " (namespace)" }
   local text = M.namespace_text(e)
   if text ~= "" then out[#out + 1] = indent(text, "  ") end
-  out[#out + 1] = "\n" .. columns(members(e), "  ")
+  out[#out + 1] = "\n" .. columns(members(e), "  ", true)
   out[#out + 1] = "\nhelp(" .. e.name .. ".<name>) for one of them."
   return table.concat(out, "\n")
 end
@@ -283,8 +297,16 @@ local function render_class(e)
   for _, m in ipairs(idx.entries) do
     if m.owner == e and m.kind == "function" then own[#own + 1] = { m.key, summary(m) } end
   end
+  if not idx.by_value[cls] then -- a class of the user's: its methods straight from the table
+    for k, v in pairs(cls) do
+      if type(k) == "string" and k:sub(1, 1) ~= "_" and type(v) == "function" then
+        local b = debug.getinfo(v, "S").what == "Lua" and luals.function_block(v)
+        own[#own + 1] = { k, first_line(b and b.text) }
+      end
+    end
+  end
   table.sort(own, function(a, b) return a[1] < b[1] end)
-  if #own > 0 then out[#out + 1] = "\nMethods:\n" .. columns(own, "  ") end
+  if #own > 0 then out[#out + 1] = "\nMethods:\n" .. columns(own, "  ", true) end
   local chain, shown = class_chain(cls), {}
   for k in pairs(cls) do shown[k] = true end
   for i = 2, #chain do
@@ -339,7 +361,7 @@ local function topics()
     "name; in the nnlua REPL, ?x does the same as help(x).",
     "",
     "Namespaces:",
-    columns(spaces, "  "),
+    columns(spaces, "  ", true),
     "",
     "Layers and other classes in nn (help(nn.Linear), ...):",
     table.concat(wrapped, "\n"),
@@ -388,7 +410,7 @@ local function search(s)
     if i > 40 then break end
     rows[#rows + 1] = { m.name, summary(m) }
   end
-  return ("%d matches for %q:\n"):format(#found, s) .. columns(rows, "  ")
+  return ("%d matches for %q:\n"):format(#found, s) .. columns(rows, "  ", true)
 end
 
 --- The help text for x (what help(x) prints).
@@ -410,7 +432,13 @@ function M.describe(x, given)
     if debug.getinfo(x, "S").what == "C" then return "a C function that is not part of nnlua (see the Lua manual)" end
     return render_function(nil, x)
   end
+  if type(x) == "table" and type(rawget(x, "__name")) == "string" then -- a class nnlua does not know
+    return render_class(doc.class_entry(x))
+  end
   local mt = getmetatable(x)
+  if type(x) == "table" and type(mt) == "table" and not idx.by_value[mt] and type(rawget(mt, "__name")) == "string" then
+    return "an instance of " .. rawget(mt, "__name") .. "\n\n" .. render_class(doc.class_entry(mt))
+  end
   if mt ~= nil then
     if idx.by_value[mt] then return "an instance of " .. idx.by_value[mt] .. "\n\n" .. render(idx.by_name[idx.by_value[mt]]) end
     local index = type(mt) == "table" and rawget(mt, "__index")

@@ -39,9 +39,11 @@ local function closest_ref_len(refs, hyp_len)
   return best or 0
 end
 
---- bleu.stats(references, hypotheses, max_n = 4) -> {matches = {m1..mN}, counts = {c1..cN},
---- hyp_len =, ref_len =}: the sums corpus BLEU is made of. references[i] is a list of reference
---- sentences for hypothesis i; a sentence is a token list or a string of space-separated words.
+---The sums corpus BLEU is made of: clipped n-gram matches and counts per order, and the lengths.
+---@param references table[] references[i]: the reference sentences of hypothesis i
+---@param hypotheses table hypotheses; a sentence is a token list or a string of space-separated words
+---@param max_n? integer the largest n-gram order (default 4)
+---@return {matches: integer[], counts: integer[], hyp_len: integer, ref_len: integer, max_n: integer} stats
 function bleu.stats(references, hypotheses, max_n)
   max_n = max_n or 4
   if type(references) ~= "table" or type(hypotheses) ~= "table" then
@@ -80,16 +82,22 @@ function bleu.stats(references, hypotheses, max_n)
   return st
 end
 
---- bleu.brevity_penalty(hyp_len, ref_len) -> 1 when the hypotheses are longer than the references,
---- exp(1 - r/c) otherwise (0 for an empty corpus of hypotheses).
+---The brevity penalty: 1 when the hypotheses are longer than the references, else exp(1 - r/c)
+---(0 for an empty corpus of hypotheses).
+---@param c integer total hypothesis length
+---@param r integer total (closest) reference length
+---@return number
 function bleu.brevity_penalty(c, r)
   if c > r then return 1 end
   if c == 0 then return 0 end
   return math.exp(1 - r / c)
 end
 
---- bleu.from_stats(st, weights) -> BLEU with the given n-gram weights (default uniform over
---- 1..st.max_n). Without smoothing, a zero precision for any weighted order gives 0.
+---BLEU from stats with the given n-gram weights; without smoothing, a zero precision for any
+---weighted order gives 0.
+---@param st table from bleu.stats
+---@param weights? number[] one per order (default uniform over 1..st.max_n)
+---@return number bleu in [0, 1]
 function bleu.from_stats(st, weights)
   if not weights then
     weights = {}
@@ -108,8 +116,13 @@ function bleu.from_stats(st, weights)
   return bleu.brevity_penalty(st.hyp_len, st.ref_len) * math.exp(s)
 end
 
---- bleu.corpus(references, hypotheses, {max_n = 4}) -> {BLEU-1, ..., BLEU-max_n}, stats: BLEU-k
---- weighs the 1..k-gram precisions uniformly (NLTK's corpus_bleu with weights (1/k, ..., 1/k)).
+---Corpus BLEU-1 .. BLEU-max_n; BLEU-k weighs the 1..k-gram precisions uniformly (NLTK's corpus_bleu
+---with weights (1/k, ..., 1/k), no smoothing).
+---@param references table[] references[i]: the reference sentences of hypothesis i
+---@param hypotheses table the hypotheses (token lists or strings)
+---@param opts? {max_n?: integer} default 4
+---@return number[] scores {BLEU-1, ..., BLEU-max_n}
+---@return table stats from bleu.stats
 function bleu.corpus(references, hypotheses, opts)
   local st = bleu.stats(references, hypotheses, opts and opts.max_n or 4)
   local scores = {}
@@ -121,8 +134,11 @@ function bleu.corpus(references, hypotheses, opts)
   return scores, st
 end
 
---- bleu.sentence(references, hypothesis, opts) -> {BLEU-1..4} of one hypothesis against its
---- references (a corpus of one).
+---BLEU-1 .. BLEU-max_n of one hypothesis against its references (a corpus of one).
+---@param references table the reference sentences
+---@param hypothesis table|string the hypothesis
+---@param opts? {max_n?: integer} default 4
+---@return number[] scores
 function bleu.sentence(references, hypothesis, opts)
   return bleu.corpus({ references }, { hypothesis }, opts)
 end

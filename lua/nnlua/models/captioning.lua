@@ -6,16 +6,24 @@ local data = require "nnlua.models.captioning_data"
 
 local NULL, START, END = data.NULL, data.START, data.END
 
+---The course's image captioner: a CNN encoder trained with it, features -> initial hidden state,
+---word embedding, an RNN/LSTM/GRU, vocabulary projection; greedy and beam decoding.
+---Children: encoder, init_h (Linear feature_dim -> H, the course's W_proj), embed (Embedding V x W),
+---rnn (nn.LSTM / nn.RNN / nn.GRU, batch_first), vocab (Linear H -> V over N x T x H).
+---@class nn.models.Captioner : nn.Module
 local Captioner = Module:extend("Captioner")
 
 local CELLS = { lstm = "LSTM", rnn = "RNN", gru = "GRU" }
 local KNOWN = { vocab_size = true, wordvec_dim = true, hidden_dim = true, cell = true, encoder = true,
                 feature_dim = true, channels = true, image_size = true, max_len = true }
 
---- Captioner.default_encoder(channels = {32, 64, 128, 128}, image_size = 64) -> encoder, feature_dim:
---- per entry a block conv 3x3 (padding 1) -> BatchNorm2d -> ReLU -> 2x2 max pool, then Flatten.
---- A 64 x 64 image ends as c x 4 x 4 after four blocks: each of the 2 x 2 grid cells of the data
---- keeps a 2 x 2 patch of features, so where an object is stays visible to the decoder.
+---The default CNN encoder: per entry of channels a block conv 3x3 (padding 1), BatchNorm2d, ReLU,
+---2x2 max pool; then Flatten. A 64 x 64 image ends as c x 4 x 4 after four blocks: each of the
+---2 x 2 grid cells of the data keeps a 2 x 2 patch of features, so where an object is stays visible.
+---@param channels? integer[] output channels per block (default {32, 64, 128, 128})
+---@param image_size? integer input height and width (default 64)
+---@return nn.Sequential encoder
+---@return integer feature_dim
 function Captioner.default_encoder(channels, image_size)
   channels, image_size = channels or { 32, 64, 128, 128 }, image_size or 64
   local layers, cin, side = {}, 1, image_size
@@ -30,11 +38,20 @@ function Captioner.default_encoder(channels, image_size)
   return nn.Sequential(layers), cin * side * side
 end
 
---- Captioner{vocab_size =, wordvec_dim = 256, hidden_dim = 512, cell = "lstm" | "rnn" | "gru",
----   encoder = nil (the default CNN), feature_dim = (its output size; required with encoder),
----   channels = {32, 64, 128, 128}, image_size = 64, max_len = 16}
---- Children: encoder, init_h (Linear feature_dim -> H, the course's W_proj), embed (Embedding V x W),
---- rnn (nn.LSTM / nn.RNN / nn.GRU, batch_first), vocab (Linear H -> V, applied over N x T x H).
+---Options of nn.models.Captioner.
+---@class nn.models.Captioner.opts
+---@field vocab_size integer V, the vocabulary size (required)
+---@field wordvec_dim? integer W, the word embedding size (default 256)
+---@field hidden_dim? integer H, the recurrent state size (default 512)
+---@field cell? "lstm"|"rnn"|"gru" (default "lstm")
+---@field encoder? nn.Module an image encoder (default: default_encoder(channels, image_size))
+---@field feature_dim? integer the encoder's output size (required with encoder)
+---@field channels? integer[] the default encoder's blocks (default {32, 64, 128, 128})
+---@field image_size? integer (default 64)
+---@field max_len? integer longest generated caption (default 16)
+
+---nn.models.Captioner{vocab_size = V, ...}
+---@param opts nn.models.Captioner.opts
 function Captioner:init(opts)
   if type(opts) ~= "table" then error("Captioner: expected an options table {vocab_size = ...}", 3) end
   for k in pairs(opts) do
@@ -74,22 +91,28 @@ local function prepare(images)
   return x
 end
 
---- features(images) -> N x feature_dim (the encoder's output).
+---The encoder's output.
+---@param images Tensor uint8 or float N x 1 x S x S (or N x S x S)
+---@return Tensor (N, feature_dim)
 function Captioner:features(images)
   return self.encoder(prepare(images))
 end
 
--- Initial state of the recurrent layer from features: h0 = features W_proj^T + b (c0 = 0).
+---The initial state of the recurrent layer: h0 = features W_projᵀ + b (c0 = 0 for the LSTM).
+---@param feats Tensor (N, feature_dim)
+---@return Tensor|Tensor[] state h0 (1, N, H), or {h0, c0}
 function Captioner:initial_state(feats)
   local h0 = self.init_h(feats)
   if self.cell == "lstm" then return h0, nn.zeros(h0:size(1), self.hidden_dim) end
   return h0
 end
 
---- forward(images, captions) -> loss: the course's temporal softmax loss. captions is int64
---- N x (T + 1); captions_in = all but the last token, captions_out = all but the first; positions
---- where captions_out is <NULL> are ignored; the loss is summed over time and averaged over the
---- batch (the course's normalisation: per caption, not per token).
+---The course's temporal softmax loss: captions_in = all but the last token, captions_out = all but
+---the first; positions where captions_out is <NULL> are ignored; summed over time and averaged
+---over the batch (per caption, not per token).
+---@param images Tensor N x 1 x S x S
+---@param captions Tensor int64 N x (T + 1) token ids
+---@return Tensor loss 0-d
 function Captioner:forward(images, captions)
   local scores, out = self:scores(images, captions)
   local N, T, V = scores:size(1), scores:size(2), scores:size(3)
@@ -98,7 +121,11 @@ function Captioner:forward(images, captions)
   return loss / N
 end
 
---- scores(images, captions) -> vocabulary scores N x T x V for captions_in, and captions_out.
+---Vocabulary scores for captions_in (teacher forcing).
+---@param images Tensor N x 1 x S x S
+---@param captions Tensor int64 N x (T + 1)
+---@return Tensor scores (N, T, V)
+---@return Tensor captions_out int64 (N, T)
 function Captioner:scores(images, captions)
   if not nn.is_tensor(captions) or captions:dim() ~= 2 or captions:size(2) < 2 then
     error("Captioner: captions must be an int64 tensor N x (T + 1), T >= 1", 3)
@@ -145,9 +172,11 @@ local function pad_after_end(rows)
   return nn.tensor(rows, "int64")
 end
 
---- sample(images, {max_len = 16}) -> int64 N x max_len: greedy decoding from <START>, one
---- recurrent step and one argmax at a time; every position after a row's first <END> is <NULL>.
---- The loop stops early once every row has ended.
+---Greedy decoding from <START>, one recurrent step and one argmax at a time; every position after
+---a row's first <END> is <NULL>; stops early once every row has ended.
+---@param images Tensor N x 1 x S x S
+---@param opts? {max_len?: integer} default the model's max_len
+---@return Tensor ids int64 (N, max_len)
 function Captioner:sample(images, opts)
   local max_len = opts and opts.max_len or self.max_len
   return inference(self, function()
@@ -182,12 +211,13 @@ local function top_k(cands, k)
   return best
 end
 
---- beam_search(images, {beam = 3, max_len = 16, length_norm = false}) -> int64 N x max_len, and
---- the list of the chosen captions' total log-probabilities. Each image keeps `beam` hypotheses;
---- a hypothesis that emits <END> is finished and stays in the beam with its score frozen. The
---- search stops when all hypotheses of all images have finished or after max_len steps. Ranking:
---- the sum of token log-probabilities (<END> included); with length_norm = true that sum divided
---- by the number of tokens, which stops the bias towards short captions. beam = 1 is greedy.
+---Beam search: each image keeps `beam` hypotheses; one that emits <END> is finished and keeps its
+---score. Ranking: the sum of token log-probabilities (<END> included), or with length_norm that sum
+---over the number of tokens (no bias towards short captions). beam = 1 is greedy.
+---@param images Tensor N x 1 x S x S
+---@param opts? {beam?: integer, max_len?: integer, length_norm?: boolean} defaults 3, the model's max_len, false
+---@return Tensor ids int64 (N, max_len)
+---@return number[] logp the chosen captions' total log-probabilities
 function Captioner:beam_search(images, opts)
   opts = opts or {}
   local k, max_len, norm = opts.beam or 3, opts.max_len or self.max_len, opts.length_norm == true
@@ -269,8 +299,10 @@ function Captioner:beam_search(images, opts)
   end)
 end
 
---- generate(images, {beam = 1, batch_size = 500, max_len =, length_norm =}) -> int64 N x max_len:
---- greedy (beam 1) or beam search, in batches so that memory stays flat for large N.
+---Captions for many images: greedy (beam 1) or beam search, in batches so memory stays flat.
+---@param images Tensor N x 1 x S x S
+---@param opts? {beam?: integer, batch_size?: integer, max_len?: integer, length_norm?: boolean} beam 1, batch_size 500
+---@return Tensor ids int64 (N, max_len)
 function Captioner:generate(images, opts)
   opts = opts or {}
   local beam, bs, N = opts.beam or 1, opts.batch_size or 500, images:size(1)
@@ -282,6 +314,8 @@ function Captioner:generate(images, opts)
   return #parts == 1 and parts[1] or nn.cat(parts, 1)
 end
 
+---The sizes and options print(model) shows.
+---@return string
 function Captioner:extra_repr()
   return ("cell=%s, vocab_size=%d, wordvec_dim=%d, hidden_dim=%d, feature_dim=%d")
     :format(self.cell, self.vocab_size, self.wordvec_dim, self.hidden_dim, self.feature_dim)

@@ -13,15 +13,18 @@ M.FASHION_PLURAL = { "t-shirts", "trousers", "pullovers", "dresses", "coats", "s
                      "sneakers", "bags", "ankle boots" }
 M.DIGITS = { "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine" }
 
---- label(code) -> the object's caption phrase for a cell code of *-cells-idx2-ubyte (1..10 fashion
---- class + 1, 11..20 digit + 11), e.g. "ankle boot", "digit seven"; nil for an empty cell (0).
+---The caption phrase of a cell code of *-cells-idx2-ubyte, e.g. "ankle boot", "digit seven".
+---@param code integer 1..10 fashion class + 1, 11..20 digit + 11, 0 empty
+---@return string|nil phrase nil for an empty cell
 function M.label(code)
   if code >= 1 and code <= 10 then return M.FASHION[code] end
   if code >= 11 and code <= 20 then return "digit " .. M.DIGITS[code - 10] end
   return nil
 end
 
---- load_vocab(path) -> {idx_to_word = {...}, word_to_idx = {...}} (ids 1-based).
+---Read the vocabulary file (ids 1-based).
+---@param path string
+---@return {idx_to_word: string[], word_to_idx: table<string, integer>} vocab
 function M.load_vocab(path)
   local v = nn.io.read_json(path)
   if type(v) ~= "table" or type(v.idx_to_word) ~= "table" then
@@ -34,11 +37,12 @@ end
 
 local function shape(t) return "[" .. table.concat(t:size(), ",") .. "]" end
 
---- load_split(dir, "train" | "val") -> a table:
----   images   uint8 N x 64 x 64          captions int64 M x 17 (token ids, 1-based)
----   image_of int64 M (1-based image)    cells    uint8 N x 4 (cell codes, see label)
----   first[i], count[i]: the caption rows of image i are first[i] .. first[i] + count[i] - 1
----   cell_codes[i]: image i's cells as a Lua list of 4 codes
+---Load a split: images uint8 N x 64 x 64, captions int64 M x 17 (token ids), image_of int64 M
+---(1-based image), cells uint8 N x 4 (cell codes, see label); the caption rows of image i are
+---first[i] .. first[i] + count[i] - 1; cell_codes[i] lists image i's 4 codes.
+---@param dir string data/captions
+---@param split "train"|"val"
+---@return table d {images, captions, image_of, cells, first, count, cell_codes}
 function M.load_split(dir, split)
   local p = dir .. "/" .. split
   local d = {
@@ -69,8 +73,10 @@ function M.load_split(dir, split)
   return d
 end
 
---- decode(ids, idx_to_word) -> text: ids is a Lua list or a 1-D tensor of token ids; <START> and
---- <NULL> are skipped, and the text stops at the first <END>.
+---The text of a row of token ids: <START> and <NULL> are skipped, and it stops at the first <END>.
+---@param ids Tensor|integer[] a 1-D tensor or a Lua list of ids
+---@param idx_to_word string[]
+---@return string text
 function M.decode(ids, idx_to_word)
   if nn.is_tensor(ids) then ids = ids:totable() end
   local words = {}
@@ -81,7 +87,10 @@ function M.decode(ids, idx_to_word)
   return table.concat(words, " ")
 end
 
---- decode_batch(ids, idx_to_word) -> list of texts, one per row of an N x T id tensor or list.
+---The texts of the rows of an N x T id tensor or list.
+---@param ids Tensor|table
+---@param idx_to_word string[]
+---@return string[] texts
 function M.decode_batch(ids, idx_to_word)
   if nn.is_tensor(ids) then ids = ids:totable() end
   local out = {}
@@ -89,7 +98,11 @@ function M.decode_batch(ids, idx_to_word)
   return out
 end
 
---- references(d, i, idx_to_word) -> the texts of image i's reference captions.
+---The texts of image i's reference captions.
+---@param d table a split from load_split
+---@param i integer 1-based image
+---@param idx_to_word string[]
+---@return string[] texts
 function M.references(d, i, idx_to_word)
   local refs = {}
   for r = d.first[i], d.first[i] + d.count[i] - 1 do
@@ -105,9 +118,10 @@ for c = 1, 10 do
   NOUNS[M.FASHION_PLURAL[c]] = { M.FASHION[c], true }
 end
 
---- named(text) -> {label = count}: the objects a caption names, with the grammar's counts: "a bag"
---- is 1, "two shirts" 2, "three bags" 3 (a plural without a count word counts 2), "the digit
---- seven" 1, "an ankle boot" 1. Each mention adds, so naming a unit twice names it twice.
+---The objects a caption names, with the grammar's counts: "a bag" 1, "two shirts" 2 (a plural
+---without a count word counts 2), "the digit seven" 1. Each mention adds.
+---@param text string
+---@return table<string, integer> counts label -> count
 function M.named(text)
   local w = {}
   for t in text:gmatch("%S+") do w[#w + 1] = t end
@@ -135,12 +149,13 @@ function M.named(text)
   return counts
 end
 
---- score_objects(cell_codes, texts) -> {correct, total, extra, count_errors, missing, images_exact,
---- images}: cell_codes[i] lists image i's 4 cell codes and texts[i] is its generated caption. An
---- object is correctly named when the caption names its class at least as many times as there are
---- such objects (min(true, named) per class counts as correct). extra counts named objects beyond
---- the image's (a wrong class, or a count too high); count_errors counts classes named with a wrong
---- count; images_exact counts captions naming exactly the image's objects.
+---The "objects correctly named" score: an object is correct when the caption names its class at
+---least as many times as there are such objects (min(true, named) per class); extra counts named
+---objects beyond the image's; count_errors classes named with a wrong count; images_exact captions
+---naming exactly the image's objects.
+---@param cell_codes integer[][] image i's 4 cell codes
+---@param texts string[] image i's generated caption
+---@return {correct: integer, total: integer, extra: integer, count_errors: integer, missing: integer, images_exact: integer, images: integer} score
 function M.score_objects(cell_codes, texts)
   local s = { correct = 0, total = 0, extra = 0, count_errors = 0, missing = 0, images_exact = 0,
               images = #texts }
@@ -170,8 +185,10 @@ function M.score_objects(cell_codes, texts)
   return s
 end
 
---- xorshift32 stream (the generator's own PRNG, also in bench/torch_captioning.py), so the
---- nnlua and PyTorch runs see the same order of images and captions for the same seed.
+---A xorshift32 stream (the data generator's PRNG, also in bench/torch_captioning.py), so nnlua and
+---PyTorch runs see the same order of images and captions for the same seed.
+---@param seed integer
+---@return table rng next() -> integer in 0 .. 2^32 - 1, below(n) -> 1 .. n, perm(n) -> a shuffle of 1 .. n
 function M.rng(seed)
   local x = (seed * 2654435761 + 0x9E3779B9) & 0xFFFFFFFF
   if x == 0 then x = 1 end
@@ -198,16 +215,23 @@ function M.rng(seed)
   return r
 end
 
---- epoch_rows(d, rng) -> a list of caption rows, one per image in a shuffled order, each a random
---- caption of its image (the images are the epoch; their captions are sampled).
+---An epoch: one caption row per image, images in a shuffled order, each a random caption of its image.
+---@param d table a split from load_split
+---@param rng table from M.rng
+---@return integer[] rows
 function M.epoch_rows(d, rng)
   local order, rows = rng.perm(d.n_images), {}
   for k, i in ipairs(order) do rows[k] = d.first[i] + rng.below(d.count[i]) - 1 end
   return rows
 end
 
---- batch(d, rows, first, count) -> images uint8 B x 1 x 64 x 64 and captions int64 B x 17 for the
---- caption rows rows[first .. first + count - 1].
+---The batch of caption rows rows[first .. first + count - 1].
+---@param d table a split from load_split
+---@param rows integer[] caption rows (from epoch_rows)
+---@param first integer
+---@param count integer
+---@return Tensor images uint8 B x 1 x 64 x 64
+---@return Tensor captions int64 B x 17
 function M.batch(d, rows, first, count)
   local r = {}
   for k = 1, count do r[k] = rows[first + k - 1] end

@@ -16,13 +16,17 @@ end
 
 -- ---- BasicBlock: two 3x3 convolutions and a shortcut ----
 
+---ResNet's basic block: relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)); the shortcut is
+---downsample(x) (a 1x1 convolution and a BatchNorm2d when the stride or the width changes) or x.
+---@class nn.models.BasicBlock : nn.Module
 local BasicBlock = Module:extend("BasicBlock")
 BasicBlock.expansion = 1
 M.BasicBlock = BasicBlock
 
---- BasicBlock(inplanes, planes, {stride = 1, downsample = nil}): relu(bn2(conv2(relu(bn1(conv1 x))))
---- + shortcut(x)), where the shortcut is downsample(x) (a 1x1 convolution and a BatchNorm2d when the
---- stride or the width changes) or x itself.
+---nn.models.BasicBlock(inplanes, planes, opts)
+---@param inplanes integer input channels
+---@param planes integer output channels
+---@param opts? {stride?: integer, downsample?: nn.Module} stride of conv1 (default 1); the shortcut module
 function BasicBlock:init(inplanes, planes, opts)
   opts = opts or {}
   local stride = opts.stride or 1
@@ -35,6 +39,9 @@ function BasicBlock:init(inplanes, planes, opts)
   self.stride = stride
 end
 
+---Run the block.
+---@param x Tensor (N, inplanes, H, W)
+---@return Tensor (N, planes, H / stride, W / stride)
 function BasicBlock:forward(x)
   local out = self.relu(self.bn1(self.conv1(x)))
   out = self.bn2(self.conv2(out))
@@ -45,6 +52,11 @@ end
 
 -- ---- ResNet ----
 
+---A ResNet (He et al. 2015) in torchvision's layout, so its state dict loads torchvision's weights
+---as they are (conv1, bn1, layer1.0.conv1, layer2.0.downsample.0, ..., fc). Made by
+---nn.models.resnet18{num_classes = 2} and friends; model.fc = nn.Linear(...) replaces the head.
+---@class nn.models.ResNet : nn.Module
+---@field fc nn.Linear the classifier head
 local ResNet = Module:extend("ResNet")
 M.ResNet = ResNet
 
@@ -55,11 +67,17 @@ local function check_int(name, v, lo)
   return v
 end
 
---- ResNet(block, layers, {num_classes = 1000, in_channels = 3, width = 64, stem = "imagenet"})
---- layers: blocks per stage, e.g. {2, 2, 2, 2} (ResNet-18); stage i has width * 2^(i-1) channels
---- and halves the resolution from the second stage on. stem "imagenet": 7x7 stride-2 convolution
---- and 3x3 stride-2 max pool (torchvision); stem "small": one 3x3 stride-1 convolution, no pool
---- (for 28x28 or 32x32 inputs).
+---Options of nn.models.ResNet and its constructors.
+---@class nn.models.ResNet.opts
+---@field num_classes? integer outputs of fc (default 1000)
+---@field in_channels? integer image channels (default 3)
+---@field width? integer channels of the first stage; stage i has width * 2^(i-1) (default 64)
+---@field stem? "imagenet"|"small" imagenet: 7x7 stride-2 conv + 3x3 stride-2 max pool; small: one 3x3 conv, no pool
+
+---nn.models.ResNet(block, layers, opts); stages after the first halve the resolution.
+---@param block table the block class (nn.models.BasicBlock)
+---@param layers integer[] blocks per stage, e.g. {2, 2, 2, 2} (ResNet-18)
+---@param opts? nn.models.ResNet.opts
 function ResNet:init(block, layers, opts)
   opts = opts or {}
   if type(layers) ~= "table" or #layers < 1 then
@@ -97,8 +115,13 @@ function ResNet:init(block, layers, opts)
   end
 end
 
---- make_layer(block, planes, blocks, stride) -> Sequential of `blocks` blocks; the first changes
---- the stride and width (with a downsample shortcut: 1x1 convolution + BatchNorm2d).
+---One stage: a Sequential of `blocks` blocks; the first changes the stride and width (with a
+---downsample shortcut: 1x1 convolution + BatchNorm2d).
+---@param block table the block class
+---@param planes integer output channels
+---@param blocks integer how many blocks
+---@param stride integer stride of the first block
+---@return nn.Sequential
 function ResNet:make_layer(block, planes, blocks, stride)
   local downsample
   if stride ~= 1 or self.inplanes ~= planes * block.expansion then
@@ -113,7 +136,9 @@ function ResNet:make_layer(block, planes, blocks, stride)
   return nn.Sequential(list)
 end
 
---- features(x) -> the pooled N x C features before fc (the backbone's output).
+---The backbone's output: the pooled features before fc.
+---@param x Tensor (N, in_channels, H, W)
+---@return Tensor (N, C)
 function ResNet:features(x)
   x = self.relu(self.bn1(self.conv1(x)))
   if self.maxpool then x = self.maxpool(x) end
@@ -121,6 +146,9 @@ function ResNet:features(x)
   return self.avgpool(x):flatten(2)
 end
 
+---Class scores.
+---@param x Tensor (N, in_channels, H, W) float
+---@return Tensor logits (N, num_classes)
 function ResNet:forward(x)
   if not nn.is_tensor(x) or x:dim() ~= 4 then
     error(string.format("ResNet: expected an N x C x H x W float tensor, got %s",
@@ -143,20 +171,25 @@ local function options(name, opts)
   return o
 end
 
---- nn.models.resnet18{num_classes = 1000, in_channels = 3, width = 64}: torchvision's ResNet-18
---- (11.7 M parameters at width 64); width scales every stage (8 gives a 0.7 MB test model).
+---torchvision's ResNet-18 (11.7 M parameters at width 64); width scales every stage (8 gives a
+---0.7 MB test model).
+---@param opts? {num_classes?: integer, in_channels?: integer, width?: integer} defaults 1000, 3, 64
+---@return nn.models.ResNet
 function M.resnet18(opts)
   return ResNet(BasicBlock, { 2, 2, 2, 2 }, options("resnet18", opts))
 end
 
---- nn.models.resnet34{...}: torchvision's ResNet-34 (blocks 3, 4, 6, 3).
+---torchvision's ResNet-34 (blocks 3, 4, 6, 3).
+---@param opts? {num_classes?: integer, in_channels?: integer, width?: integer} defaults 1000, 3, 64
+---@return nn.models.ResNet
 function M.resnet34(opts)
   return ResNet(BasicBlock, { 3, 4, 6, 3 }, options("resnet34", opts))
 end
 
---- nn.models.resnet_small{num_classes = 10, in_channels = 1, width = 16, layers = {2, 2, 2}}:
---- a ResNet for 28x28 images: 3x3 stem without pooling, stages of 16, 32, 64 channels at 28x28,
---- 14x14 and 7x7, global average pool, fc.
+---A ResNet for 28x28 images: 3x3 stem without pooling, stages of 16, 32, 64 channels at 28x28,
+---14x14 and 7x7, global average pool, fc.
+---@param opts? {num_classes?: integer, in_channels?: integer, width?: integer, layers?: integer[]} defaults 10, 1, 16, {2, 2, 2}
+---@return nn.models.ResNet
 function M.resnet_small(opts)
   local o = options("resnet_small", opts)
   local layers = o.layers or { 2, 2, 2 }

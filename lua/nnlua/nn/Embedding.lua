@@ -4,10 +4,19 @@ local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 local init = require "nnlua.nn_init"
 
+---A lookup table of embeddings (nn.F.embedding): row i of weight for token id i (1-based). Weight
+---N(0, 1) as PyTorch; the padding row starts at zero and never gets a gradient.
+---@class nn.Embedding : nn.Module
+---@field weight Tensor (num_embeddings, embedding_dim)
+---@field num_embeddings integer
+---@field embedding_dim integer
+---@field padding_idx integer|nil
 local Embedding = Module:extend("Embedding")
 
---- Embedding(num_embeddings, embedding_dim, {padding_idx = nil}); padding_idx is 1-based, or
---- negative from the end (-1: the last row). forward(ids) -> ids' size + (embedding_dim).
+---nn.Embedding(num_embeddings, embedding_dim, opts)
+---@param num_embeddings integer the vocabulary size
+---@param embedding_dim integer features per token
+---@param opts? {padding_idx?: integer} a row without gradient: 1-based, or negative from the end
 function Embedding:init(num_embeddings, embedding_dim, opts)
   opts = opts or {}
   for k in pairs(opts) do
@@ -31,13 +40,16 @@ function Embedding:init(num_embeddings, embedding_dim, opts)
   self:reset_parameters()
 end
 
+---Draw new weights from N(0, 1) (the padding row: zeros).
 function Embedding:reset_parameters()
   init.normal_(self.weight)
   if self.padding_idx then nn.no_grad(function() self.weight[self.padding_idx]:zero_() end) end
 end
 
---- Embedding.from_pretrained(weight, {freeze = true, padding_idx = nil}): a copy of weight's rows
---- (its padding row is kept as given, as PyTorch does).
+---A layer holding a copy of weight's rows (its padding row kept as given, as PyTorch does).
+---@param weight Tensor (num_embeddings, embedding_dim)
+---@param opts? {freeze?: boolean, padding_idx?: integer} freeze (default true): no gradient for the weights
+---@return nn.Embedding
 function Embedding.from_pretrained(weight, opts)
   if not nn.is_tensor(weight) or weight:dim() ~= 2 then
     error("Embedding.from_pretrained: weight must be a 2-D tensor", 2)
@@ -49,10 +61,15 @@ function Embedding.from_pretrained(weight, opts)
   return e
 end
 
+---Look the ids up.
+---@param ids Tensor int64 token ids 1..num_embeddings, any shape
+---@return Tensor ids' size x embedding_dim
 function Embedding:forward(ids)
   return nn.F.embedding(ids, self.weight, { padding_idx = self.padding_idx })
 end
 
+---The sizes and options print(layer) shows.
+---@return string
 function Embedding:extra_repr()
   local s = string.format("%d, %d", self.num_embeddings, self.embedding_dim)
   if self.padding_idx then s = s .. ", padding_idx=" .. self.padding_idx end

@@ -2,10 +2,15 @@
 -- nn.F.rnn node per layer over the whole sequence. Parameters and init as in PyTorch.
 local RNNBase = require "nnlua.nn._RNNBase"
 
+---An Elman RNN over whole sequences, h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh) (or relu),
+---one nn.F.rnn node per layer; forward(x, h0) -> output, h_n.
+---@class nn.RNN : nn.RNNBase
 local RNN = RNNBase:extend("RNN")
 
---- RNN(input_size, hidden_size, {num_layers = 1, nonlinearity = "tanh", bias = true,
----     batch_first = false, dropout = 0}); forward(x, h0) -> output, h_n (num_layers, N, H)
+---nn.RNN(input_size, hidden_size, opts)
+---@param input_size integer features of each x_t
+---@param hidden_size integer features of each h_t
+---@param opts? nn.RNN.opts
 function RNN:init(input_size, hidden_size, opts)
   local nl = type(opts) == "table" and opts.nonlinearity or "tanh"
   if nl ~= "tanh" and nl ~= "relu" then

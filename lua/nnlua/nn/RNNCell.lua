@@ -2,9 +2,15 @@
 -- as one nn.F.rnn_cell node. Parameters and init as in PyTorch.
 local RNNCellBase = require "nnlua.nn._RNNCellBase"
 
+---One step of an Elman RNN, h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (or relu), as one
+---nn.F.rnn_cell node; forward(x, h) -> h'.
+---@class nn.RNNCell : nn.RNNCellBase
 local RNNCell = RNNCellBase:extend("RNNCell")
 
---- RNNCell(input_size, hidden_size, {bias = true, nonlinearity = "tanh"}); forward(x, h) -> h'
+---nn.RNNCell(input_size, hidden_size, opts)
+---@param input_size integer features of x
+---@param hidden_size integer features of h
+---@param opts? {bias?: boolean, nonlinearity?: "tanh"|"relu"} bias default true
 function RNNCell:init(input_size, hidden_size, opts)
   local nl = type(opts) == "table" and opts.nonlinearity or "tanh"
   if nl ~= "tanh" and nl ~= "relu" then

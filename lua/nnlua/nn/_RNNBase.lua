@@ -4,6 +4,15 @@ local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 local init = require "nnlua.nn_init"
 
+---What nn.RNN, nn.LSTM and nn.GRU share: PyTorch's parameters weight_ih_l<k>, weight_hh_l<k>,
+---bias_ih_l<k>, bias_hh_l<k> per layer k = 0.. and their initialisation, one nn.F op per layer.
+---@class nn.RNNBase : nn.Module
+---@field mode string "RNN_TANH", "RNN_RELU", "LSTM" or "GRU"
+---@field input_size integer
+---@field hidden_size integer
+---@field num_layers integer
+---@field batch_first boolean
+---@field dropout number
 local RNNBase = Module:extend("RNNBase")
 
 local GATES = { RNN_TANH = 1, RNN_RELU = 1, LSTM = 4, GRU = 3 }
@@ -12,8 +21,19 @@ local OPTIONS = { num_layers = true, bias = true, batch_first = true, dropout = 
 
 local function shape_str(t) return "[" .. table.concat(t:size(), ",") .. "]" end
 
---- RNNBase(mode, input_size, hidden_size, {num_layers = 1, bias = true, batch_first = false,
----         dropout = 0}); mode "RNN_TANH", "RNN_RELU", "LSTM" or "GRU". Subclasses pick the mode.
+---Options of nn.RNN, nn.LSTM and nn.GRU (PyTorch's defaults).
+---@class nn.RNN.opts
+---@field num_layers? integer stacked layers (default 1)
+---@field bias? boolean (default true)
+---@field batch_first? boolean input and output are (N, T, ...) (default false: (T, N, ...))
+---@field dropout? number dropout between layers while training (default 0)
+---@field nonlinearity? "tanh"|"relu" nn.RNN only (default "tanh")
+
+---Set up the layer (subclasses pick the mode).
+---@param mode string "RNN_TANH", "RNN_RELU", "LSTM" or "GRU"
+---@param input_size integer features of each x_t
+---@param hidden_size integer features of each h_t
+---@param opts? nn.RNN.opts
 function RNNBase:init(mode, input_size, hidden_size, opts)
   local name = self.__name
   opts = opts or {}
@@ -53,7 +73,7 @@ function RNNBase:init(mode, input_size, hidden_size, opts)
   self:reset_parameters()
 end
 
---- Every weight and bias U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as PyTorch.
+---Draw every weight and bias from U(-1/√hidden_size, 1/√hidden_size), as PyTorch.
 function RNNBase:reset_parameters()
   local stdv = 1 / math.sqrt(self.hidden_size)
   for _, p in ipairs(self:parameters({ recurse = false })) do init.uniform_(p, -stdv, stdv) end
@@ -73,9 +93,11 @@ local function check_state(self, s, what, x)
   end
 end
 
---- forward(x, hx) -> output, h_n (RNN, GRU) or output, {h_n, c_n} (LSTM). x: (T, N, input_size)
---- ((N, T, input_size) with batch_first) or unbatched (T, input_size); hx: h0 (num_layers, N, H), or
---- {h0, c0} for the LSTM, or nil for zeros. output holds every h_t of the last layer.
+---Run the layers over a whole sequence.
+---@param x Tensor (T, N, input_size); (N, T, input_size) with batch_first; unbatched (T, input_size)
+---@param hx? Tensor|Tensor[] h0 (num_layers, N, H), {h0, c0} for the LSTM, or nil for zeros
+---@return Tensor output every h_t of the last layer, laid out as x with H features
+---@return Tensor|Tensor[] h_n the last states (num_layers, N, H); {h_n, c_n} for the LSTM
 function RNNBase:forward(x, hx)
   local name, lstm = self.__name, self.mode == "LSTM"
   if not nn.is_tensor(x) then error(name .. ": input must be a tensor, got " .. type(x), 3) end
@@ -121,6 +143,8 @@ function RNNBase:forward(x, hx)
   return out, h_n
 end
 
+---The sizes and options print(layer) shows.
+---@return string
 function RNNBase:extra_repr()
   local s = string.format("%d, %d", self.input_size, self.hidden_size)
   if self.nonlinearity == "relu" then s = s .. ", nonlinearity=relu" end

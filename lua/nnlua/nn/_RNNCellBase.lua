@@ -4,13 +4,23 @@ local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 local init = require "nnlua.nn_init"
 
+---What nn.RNNCell, nn.LSTMCell and nn.GRUCell share: one step as one nn.F node, parameters
+---weight_ih, weight_hh, bias_ih, bias_hh with PyTorch's layout and initialisation.
+---@class nn.RNNCellBase : nn.Module
+---@field mode string "RNN_TANH", "RNN_RELU", "LSTM" or "GRU"
+---@field input_size integer
+---@field hidden_size integer
 local RNNCellBase = Module:extend("RNNCellBase")
 
 local GATES = { RNN_TANH = 1, RNN_RELU = 1, LSTM = 4, GRU = 3 }
 
 local function shape_str(t) return "[" .. table.concat(t:size(), ",") .. "]" end
 
---- RNNCellBase(mode, input_size, hidden_size, {bias = true}); mode as in _RNNBase.
+---Set up the cell (subclasses pick the mode).
+---@param mode string "RNN_TANH", "RNN_RELU", "LSTM" or "GRU"
+---@param input_size integer features of x
+---@param hidden_size integer features of h
+---@param opts? {bias?: boolean, nonlinearity?: "tanh"|"relu"} bias default true; nonlinearity: RNNCell only
 function RNNCellBase:init(mode, input_size, hidden_size, opts)
   local name = self.__name
   opts = opts or {}
@@ -37,13 +47,17 @@ function RNNCellBase:init(mode, input_size, hidden_size, opts)
   self:reset_parameters()
 end
 
+---Draw every weight and bias from U(-1/√hidden_size, 1/√hidden_size), as PyTorch.
 function RNNCellBase:reset_parameters()
   local stdv = 1 / math.sqrt(self.hidden_size)
   for _, p in ipairs(self:parameters({ recurse = false })) do init.uniform_(p, -stdv, stdv) end
 end
 
---- forward(x, hx) -> h' (RNNCell, GRUCell) or h', c' (LSTMCell). x: (N, input_size) or
---- (input_size); hx: h (N, H), or {h, c} for the LSTM cell, or nil for zeros.
+---One step.
+---@param x Tensor (N, input_size) or (input_size)
+---@param hx? Tensor|Tensor[] h (N, H), {h, c} for the LSTM cell, or nil for zeros
+---@return Tensor h the new hidden state
+---@return Tensor|nil c the new cell state (LSTMCell)
 function RNNCellBase:forward(x, hx)
   local name = self.__name
   if not nn.is_tensor(x) then error(name .. ": input must be a tensor, got " .. type(x), 3) end
@@ -68,6 +82,8 @@ function RNNCellBase:forward(x, hx)
                     { nonlinearity = self.nonlinearity })
 end
 
+---The sizes and options print(layer) shows.
+---@return string
 function RNNCellBase:extra_repr()
   local s = string.format("%d, %d", self.input_size, self.hidden_size)
   if not self.bias then s = s .. ", bias=false" end

@@ -169,12 +169,12 @@ end
 
 local function class_name(obj) return obj.__name or (getmetatable(obj) or {}).__name end
 
---- save_checkpoint(path, {model =, optimizer =, scheduler =, epoch =, extra =, loader =, rng = true})
---- One safetensors file: the model's state dict under "model.<key>", each optimizer state tensor under
---- "optimizer.state.<i>.<name>" (i numbers the parameters as optimizer:state_dict() does), the rest in
---- the metadata as JSON (optimizer param groups and scalar state, scheduler state, epoch, the global
---- RNG state nn.get_rng_state(), the loader's stream, extra). extra: a table of numbers, strings,
---- booleans and tables of them; tensor values are stored as "extra.<key>". Written atomically.
+---Save a training run in one safetensors file, written atomically: the model's state dict under
+---"model.<key>", each optimizer state tensor under "optimizer.state.<i>.<name>" (i numbers the
+---parameters as optimizer:state_dict() does), the rest as JSON metadata (optimizer groups and
+---scalar state, scheduler state, epoch, the global RNG state, the loader's stream, extra).
+---@param path string the file
+---@param opts {model?: nn.Module, optimizer?: nn.optim.Optimizer, scheduler?: nn.optim.LRScheduler, epoch?: integer, extra?: table, loader?: table, rng?: boolean} extra: numbers, strings, booleans, tables of them, or tensors ("extra.<key>"); rng = false leaves out the RNG state
 function M.save_checkpoint(path, opts)
   if type(path) ~= "string" then error("save_checkpoint: path (a string) expected, got " .. type(path), 2) end
   if type(opts) ~= "table" then error("save_checkpoint: options table expected, got " .. type(opts), 2) end
@@ -225,10 +225,12 @@ end
 
 -- ---- load ----
 
---- load_checkpoint(path, {model =, optimizer =, scheduler =, loader =, rng = true, strict = true})
---- -> info {epoch =, extra =, model_state =, metadata =}: restores what is given (and the global RNG
---- state unless rng = false). model_state is the model's state dict as saved (keys without "model.").
---- A part asked for but missing from the file is an error; so are keys that do not match (strict).
+---Restore a run saved by save_checkpoint into the objects given (and the global RNG state unless
+---rng = false). A part asked for but missing from the file is an error; so are keys that do not
+---match (strict).
+---@param path string the file
+---@param opts? {model?: nn.Module, optimizer?: nn.optim.Optimizer, scheduler?: nn.optim.LRScheduler, loader?: table, rng?: boolean, strict?: boolean}
+---@return {epoch: integer|nil, extra: table|nil, model_state: table, metadata: table} info model_state: the saved state dict (keys without "model.")
 function M.load_checkpoint(path, opts)
   if type(path) ~= "string" then error("load_checkpoint: path (a string) expected, got " .. type(path), 2) end
   opts = opts or {}

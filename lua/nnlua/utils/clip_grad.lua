@@ -16,8 +16,12 @@ local function grads_of(params)
   return gs
 end
 
---- clip_grad_norm(params, max_norm, {norm_type = 2}) -> total norm (a number). As PyTorch:
---- every gradient is multiplied by min(1, max_norm / (total + 1e-6)). norm_type may be math.huge.
+---Scale the gradients in place so that their joint norm is at most max_norm (as PyTorch: each is
+---multiplied by min(1, max_norm / (total + 1e-6))). Also nn.utils.clip_grad_norm_.
+---@param params Tensor|Tensor[] the parameters (model:parameters())
+---@param max_norm number the largest norm allowed
+---@param opts? {norm_type?: number} the p of the p-norm (default 2; math.huge: the largest |g|)
+---@return number total the norm before clipping
 function M.clip_grad_norm(params, max_norm, opts)
   if type(max_norm) ~= "number" then error("clip_grad_norm: max_norm must be a number, got " .. type(max_norm), 2) end
   local norm_type = opts and opts.norm_type or 2
@@ -48,7 +52,9 @@ end
 
 M.clip_grad_norm_ = M.clip_grad_norm
 
---- clip_grad_value(params, clip_value): clamps every gradient element to [-clip_value, clip_value].
+---Clamp every gradient element to [-clip_value, clip_value] in place. Also clip_grad_value_.
+---@param params Tensor|Tensor[] the parameters
+---@param clip_value number the bound
 function M.clip_grad_value(params, clip_value)
   if type(clip_value) ~= "number" then error("clip_grad_value: clip_value must be a number", 2) end
   for _, p in ipairs(type(params) == "table" and params or { params }) do

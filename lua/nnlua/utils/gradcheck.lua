@@ -2,13 +2,14 @@
 -- The numeric side perturbs each input element and evaluates fn in double-checked steps.
 local core = require "nnlua.core"
 
---- Check the gradients of fn at inputs.
----@param fn fun(...): any   returns a tensor; its weighted sum is the scalar checked
----@param inputs table       list of float32 tensors (those with requires_grad are checked)
----@param opts? {eps: number, atol: number, rtol: number, raise: boolean}
----@return boolean ok, number worst, string? message
---- worst: the largest |analytic - numeric| / tolerance (at most 1 when ok); message names the
---- worst element when not ok
+---Check the gradients autograd computes for fn at inputs against central differences: each
+---element of each input that requires grad is nudged by ±eps. nn.gradcheck(fn, inputs).
+---@param fn fun(...): Tensor returns a tensor; a fixed random weighting of it is the scalar checked
+---@param inputs table list of float32 tensors (those with requires_grad are checked; contiguous)
+---@param opts? {eps?: number, atol?: number, rtol?: number, raise?: boolean} eps, atol, rtol 1e-2; raise: error when not ok
+---@return boolean ok
+---@return number worst the largest |analytic - numeric| / tolerance (at most 1 when ok)
+---@return string|nil message names the worst element when not ok
 local function gradcheck(fn, inputs, opts)
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 1e-2, opts.rtol or 1e-2

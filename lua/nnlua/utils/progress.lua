@@ -2,6 +2,11 @@
 -- in place; otherwise (a log file, a pipe) it prints a plain line at most every few seconds.
 local core = require "nnlua.core"
 
+---A training progress bar: nn.progress{total = steps} then bar:update(step, {loss = l}) each step
+---and bar:finish(). On a terminal it redraws one line in place (bar, rate, time left); otherwise (a
+---log file, a pipe) it prints a plain line at most every interval seconds.
+---@class nn.progress
+---@overload fun(opts?: nn.progress.opts): nn.progress
 local Progress = {}
 Progress.__index = Progress
 Progress.__name = "Progress"
@@ -13,7 +18,9 @@ local function is_tty(out)
   return term ~= nil and term ~= "" and term ~= "dumb"
 end
 
---- "1:05", "1:02:03"; "?" before a rate is known.
+---A duration as "1:05" or "1:02:03" ("?" when unknown).
+---@param s number|nil seconds
+---@return string
 local function fmt_time(s)
   if not s or s ~= s or s == math.huge then return "?" end
   s = math.floor(s + 0.5)
@@ -23,8 +30,21 @@ local function fmt_time(s)
 end
 Progress.format_time = fmt_time
 
---- nn.progress{total = steps, epoch = e, epochs = E, out = io.stdout, tty = auto, interval = 5,
----             width = 24, prefix = nil, clock = nn.clock}: the clock starts now.
+---Options of nn.progress.
+---@class nn.progress.opts
+---@field total? integer steps in the run (for the bar and the time left)
+---@field epoch? integer shown as "epoch e/E"
+---@field epochs? integer
+---@field out? file* where to write (default io.stdout)
+---@field tty? boolean redraw in place (default: whether out is a terminal)
+---@field interval? number seconds between plain lines (default 5)
+---@field width? integer bar width in characters (default 24)
+---@field prefix? string text before the bar
+---@field clock? fun(): number (default nn.clock)
+
+---A new progress bar (also nn.progress(opts)); its clock starts now.
+---@param opts? nn.progress.opts
+---@return nn.progress
 function Progress.new(opts)
   opts = opts or {}
   local total = opts.total
@@ -43,7 +63,9 @@ function Progress.new(opts)
   }, Progress)
 end
 
--- The line for the current state; bar = true draws the [====>   ] bar (terminal form).
+---The text for the current state; bar = true includes the [====>   ] bar (terminal form).
+---@param bar? boolean
+---@return string
 function Progress:line(bar)
   local parts = {}
   if self.prefix then parts[#parts + 1] = self.prefix end
@@ -101,8 +123,9 @@ function Progress:_draw(final)
   self.last_print = now
 end
 
---- update(step, {loss =, acc =, samples =, [other] =}): step is the number of steps done; samples
---- adds to the count behind samples/s; other fields print as "name value".
+---Report progress: step is the number of steps done.
+---@param step integer
+---@param stats? table {loss =, acc =, samples =, ...}: samples adds to the count behind samples/s; other fields print as "name value"
 function Progress:update(step, stats)
   self:_set(step, stats)
   self:_draw(false)
@@ -127,7 +150,8 @@ function Progress:_set(step, stats)
   end
 end
 
---- finish(stats?): a last update, then the line is closed (a newline on a terminal).
+---A last update, then close the line (a newline on a terminal).
+---@param stats? table as for update
 function Progress:finish(stats)
   self:_set(self.step, stats)
   self.finished = true
