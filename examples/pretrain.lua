@@ -19,6 +19,8 @@ OUT/resnet_small.safetensors, plus OUT/checkpoint.safetensors (a training checkp
   --lr LR             initial learning rate (default 0.05)
   --momentum M        SGD momentum (default 0.9)
   --weight-decay WD   L2 weight decay (default 5e-4)
+  --width W           channels of the first stage; the others have 2W and 4W (default 16)
+  --pool P            the average pool's output side: fc sees 4W * P * P features (default 2)
   --threads T         threads for the kernels and BLAS (default: as started)
   --seed S            initial weights and shuffling (default 0)
   --out DIR           output directory (default out/pretrain)
@@ -38,10 +40,10 @@ end
 
 function M.parse(args)
   local o = { data = "data/fashion", epochs = 2, batch_size = 128, lr = 0.05, momentum = 0.9,
-              weight_decay = 5e-4, seed = 0, out = "out/pretrain" }
+              weight_decay = 5e-4, seed = 0, out = "out/pretrain", width = 16, pool = 2 }
   local kinds = { ["--data"] = "data:s", ["--epochs"] = "epochs:i", ["--batch-size"] = "batch_size:i",
                   ["--lr"] = "lr:n", ["--momentum"] = "momentum:n", ["--weight-decay"] = "weight_decay:n",
-                  ["--threads"] = "threads:i", ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i" }
+                  ["--threads"] = "threads:i", ["--width"] = "width:i", ["--pool"] = "pool:i", ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i" }
   local i = 1
   while args[i] do
     local a, val = args[i], nil
@@ -108,7 +110,7 @@ function M.main(args)
   local loader = nn.data.DataLoader(nn.data.TensorDataset(xtr, ytr),
                                     { batch_size = o.batch_size, shuffle = true, seed = o.seed })
 
-  local model = models.resnet_small{ num_classes = 10, in_channels = 1 }
+  local model = models.resnet_small{ num_classes = 10, in_channels = 1, width = o.width, pool = o.pool }
   local opt = nn.optim.SGD(model:parameters(), { lr = o.lr, momentum = o.momentum, weight_decay = o.weight_decay })
   local sched = nn.optim.CosineAnnealingLR(opt, { T_max = o.epochs })
   os.execute("mkdir -p '" .. o.out:gsub("'", "'\\''") .. "'")
@@ -149,7 +151,7 @@ function M.main(args)
                                       epoch = epoch, extra = { test_acc = acc } })
   end
   nn.save(weights_path, model:state_dict(), {
-    arch = "resnet_small", num_classes = 10, in_channels = 1, mean = M.MEAN, std = M.STD,
+    arch = "resnet_small", num_classes = 10, in_channels = 1, width = o.width, pool = o.pool, mean = M.MEAN, std = M.STD,
     dataset = "Fashion-MNIST", epochs = o.epochs, test_acc = ("%.4f"):format(acc or 0), seed = o.seed,
   })
   print(("test accuracy %.2f%% (10,000 Fashion-MNIST test images); saved %s"):format(100 * (acc or 0), weights_path))

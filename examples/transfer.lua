@@ -121,8 +121,10 @@ local function resnet_for(sd)
     end
   end
   local stem = w:size(3) == 7 and "imagenet" or "small"
+  local last = w:size(1) << (#layers - 1) -- channels of the last stage
+  local pool = math.floor(math.sqrt(sd["fc.weight"]:size(2) / last) + 0.5)
   local model = resnet.ResNet(resnet.BasicBlock, layers, { num_classes = sd["fc.weight"]:size(1),
-    in_channels = w:size(2), width = w:size(1), stem = stem })
+    in_channels = w:size(2), width = w:size(1), stem = stem, pool = pool })
   model:load_state_dict(sd)
   return model, stem
 end

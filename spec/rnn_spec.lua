@@ -315,6 +315,31 @@ describe("recurrent ops: behaviour", function()
     assert_close(wc[4].grad, wa[4].grad, "db_hh alone")
   end)
 
+  it("a team of threads (large enough shapes) computes what one thread does", function()
+    -- the fixtures and gradient checks are too small to start a team: compare with one thread
+    local T, N, D, H = 3, 16, 24, 256
+    local function run(kind, threads)
+      nn.manual_seed(1)
+      local G = ({ rnn = 1, lstm = 4, gru = 3 })[kind]
+      local x, h0, c0 = nn.randn(T, N, D):requires_grad(), nn.randn(N, H):requires_grad(), nn.randn(N, H):requires_grad()
+      local w = { (nn.randn(G * H, D) * 0.1):requires_grad(), (nn.randn(G * H, H) * 0.1):requires_grad(),
+                  nn.randn(G * H):requires_grad(), nn.randn(G * H):requires_grad() }
+      local prev = nn.get_num_threads()
+      nn.set_num_threads(threads)
+      local out, h_n, c_n
+      if kind == "lstm" then out, h_n, c_n = F.lstm(x, h0, c0, w[1], w[2], w[3], w[4])
+      elseif kind == "gru" then out, h_n = F.gru(x, h0, w[1], w[2], w[3], w[4])
+      else out, h_n = F.rnn(x, h0, w[1], w[2], w[3], w[4]) end
+      ;((out * out):sum() + h_n:sum() + (c_n and c_n:sum() or 0)):backward()
+      nn.set_num_threads(prev)
+      return { out, h_n, x.grad, h0.grad, w[1].grad, w[2].grad, w[3].grad, w[4].grad }
+    end
+    for _, kind in ipairs { "rnn", "lstm", "gru" } do
+      local one, two = run(kind, 1), run(kind, 2)
+      for i = 1, #one do assert_close(two[i], one[i], kind .. " result " .. i) end
+    end
+  end)
+
   it("dropout between layers only while training", function()
     local m = nn.GRU(3, 4, { num_layers = 2, dropout = 0.5 })
     local ref = nn.GRU(3, 4, { num_layers = 2 })

@@ -111,6 +111,14 @@ nnl_tensor *nnl_linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) {
 
 /* ---- activations ---- */
 
+/* g is a float32 tensor over all of its storage that nothing else references: a gradient the
+ * engine handed over, which a backward may overwrite and return. */
+static int owned(const nnl_tensor *g) {
+  return g->dtype == NNL_F32 && nnl_tensor_is_contiguous(g) && g->refcount == 1 &&
+         g->storage->refcount == 1 && g->offset == 0 &&
+         g->storage->nbytes == (size_t)nnl_tensor_numel(g) * sizeof(float);
+}
+
 enum { ACT_RELU, ACT_LEAKY, ACT_SIGMOID, ACT_TANH, ACT_GELU };
 
 static const char *act_fn[] = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu"};
@@ -120,7 +128,13 @@ static const char *act_node[] = {"ReluBackward", "LeakyReluBackward", "SigmoidBa
 /* ip[0] kind, ip[1] gelu's approximate; p[0] slope; saved[0]: Y for relu, sigmoid and tanh
  * (their derivatives read the output), X for leaky_relu and gelu. */
 static int bw_act(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
-  nnl_tensor *g = gout[0], *dx = zeros_shaped(g->ndim, g->shape);
+  nnl_tensor *g = gout[0];
+  if (n->ip[0] == ACT_RELU && owned(g)) { /* the engine's own buffer: becomes dX in place */
+    nnl_relu_backward_inplace(fdata(g), fdata(n->saved[0]), nnl_tensor_numel(g));
+    gin[0] = nnl_tensor_retain(g);
+    return 0;
+  }
+  nnl_tensor *dx = zeros_shaped(g->ndim, g->shape);
   if (!dx) return -1;
   const float *s = fdata(n->saved[0]), *dy = fdata(g);
   float *d = fdata(dx);

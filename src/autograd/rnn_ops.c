@@ -262,11 +262,11 @@ static int recurrent(int kind, int cell, int batch_first, nnl_tensor *const *in,
     if (ok && kind == K_LSTM) ok = (out[n_out++] = last_step(aux, k.T)) != NULL;
   }
 
-  nnl_node *n = ok && nnl_ag_needed(in, N_IN) ? nnl_node_new(cell ? node_cell[kind]
-                                                                  : node_seq[kind],
-                                                             bw_recurrent, in, N_IN)
-                                              : NULL;
-  if (ok && nnl_ag_needed(in, N_IN) && !n) ok = 0;
+  nnl_node *n = NULL;
+  if (ok && nnl_ag_needed(in, N_IN)) {
+    n = nnl_node_new(cell ? node_cell[kind] : node_seq[kind], bw_recurrent, in, N_IN);
+    ok = n != NULL;
+  }
   if (n) {
     n->ip[P_KIND] = kind, n->ip[P_CELL] = cell, n->ip[P_BF] = k.bf;
     n->ip[P_T] = T, n->ip[P_N] = N, n->ip[P_D] = D, n->ip[P_H] = H;

@@ -288,8 +288,8 @@ static int pool_check(const char *fn, const nnl_tensor *x, const int kernel[2],
 /* saved[0]: the argmax indices. */
 static int bw_max_pool2d(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
   nnl_pool2d_dims d = pool_dims_load(n);
-  if (!(gin[0] = zeros_input(n))) return -1;
-  nnl_max_pool2d_backward(fdata(gin[0]), fdata(gout[0]), nnl_tensor_data(n->saved[0]), &d);
+  if (!(gin[0] = nnl_tensor_empty(NNL_F32, (int)n->ip[0], &n->ip[1]))) return -1;
+  nnl_max_pool2d_backward_into(fdata(gin[0]), fdata(gout[0]), nnl_tensor_data(n->saved[0]), &d);
   return 0;
 }
 

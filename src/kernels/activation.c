@@ -33,6 +33,16 @@ void nnl_relu_backward(float *dX,       /* (n) */
   }
 }
 
+void nnl_relu_backward_inplace(float *dYX,     /* (n) dY in, dX out */
+                               const float *Y, /* (n) */
+                               int64_t n) {
+#pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    float g = dYX[i];
+    dYX[i] = Y[i] > 0.0f ? g : 0.0f;
+  }
+}
+
 void nnl_leaky_relu_forward(float *Y,       /* (n) */
                             const float *X, /* (n) */
                             int64_t n, float slope) {

@@ -288,45 +288,58 @@ direct_forward_image(float *y, const float *xp, const float *w, const float *bia
     }
 }
 
+/* acc[f][k] += dy[f][16 lanes at ow0] * x[ow0 + k + lanes], lanes outside m read as zero dy;
+ * with DB, bs[f] += dy[f]. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+dw_step(__m512 acc[4][4], __m512 bs[4], const float *dyr, long P, const float *row, int ow0,
+        __mmask16 m, const int FB, const int DB) {
+  __m512 dv[4];
+#pragma GCC unroll 4
+  for (int f = 0; f < FB; f++) {
+    dv[f] = _mm512_maskz_loadu_ps(m, dyr + f * P + ow0);
+    if (DB) bs[f] = _mm512_add_ps(bs[f], dv[f]);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; k++) {
+    __m512 xv = _mm512_loadu_ps(row + ow0 + k);
+#pragma GCC unroll 4
+    for (int f = 0; f < FB; f++) acc[f][k] = _mm512_fmadd_ps(dv[f], xv, acc[f][k]);
+  }
+}
+
 /* The sums of dy[f] * x[tap] over one image for filters f0..f0+FB-1 and the 4 taps kj0..kj0+3 of
- * kernel row (c, ki), added onto dwv: (F, KB, DV); with db, also dy's sums onto dbv: (F, DV).
- * Lanes past OW load dy as zero; taps past KW read real columns and are dropped later. */
+ * kernel row (c, ki), added onto dwv: (F, KB, DV); with DB, also dy's sums onto dbv: (F, DV).
+ * Lanes past OW load dy as zero; taps past KW read real columns and are dropped later. FB and
+ * DB are constants at every call and every loop over them unrolled, so acc stays in registers. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 dw_block(float *dwv, float *dbv, const float *dy, const float *xp, const nnl_conv2d_dims *d,
-         const geom *g, const dgeom *q, int f0, int c, int ki, int kj0, int db, const int FB) {
+         const geom *g, const dgeom *q, int f0, int c, int ki, int kj0, const int FB,
+         const int DB) {
   __m512 acc[4][4], bs[4];
 #pragma GCC unroll 4
   for (int f = 0; f < FB; f++) {
     bs[f] = _mm512_setzero_ps();
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) acc[f][k] = _mm512_setzero_ps();
   }
+  int OW = g->OW, full = OW / DV * DV;
+  __mmask16 tail = (__mmask16)((1u << (OW - full)) - 1);
   for (int oh = 0; oh < g->OH; oh++) {
     const float *row = xp + ((long)c * q->HP + oh + ki) * q->WP + kj0; /* (WP) */
-    const float *dyr = dy + (long)f0 * g->P + (long)oh * g->OW;       /* (FB, P) */
-    for (int ow0 = 0; ow0 < g->OW; ow0 += DV) {
-      int left = g->OW - ow0;
-      __mmask16 m = left >= DV ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-      __m512 dv[4];
-#pragma GCC unroll 4
-      for (int f = 0; f < FB; f++) dv[f] = _mm512_maskz_loadu_ps(m, dyr + f * g->P + ow0);
-      if (db)
-        for (int f = 0; f < FB; f++) bs[f] = _mm512_add_ps(bs[f], dv[f]);
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; k++) {
-        __m512 xv = _mm512_loadu_ps(row + ow0 + k);
-#pragma GCC unroll 4
-        for (int f = 0; f < FB; f++) acc[f][k] = _mm512_fmadd_ps(dv[f], xv, acc[f][k]);
-      }
-    }
+    const float *dyr = dy + (long)f0 * g->P + (long)oh * OW;          /* (FB, P) */
+    for (int ow0 = 0; ow0 < full; ow0 += DV)
+      dw_step(acc, bs, dyr, g->P, row, ow0, (__mmask16)0xFFFF, FB, DB);
+    if (tail) dw_step(acc, bs, dyr, g->P, row, full, tail, FB, DB);
   }
   long tap = ((long)c * d->KH + ki) * q->KWB + kj0;
 #pragma GCC unroll 4
   for (int f = 0; f < FB; f++) {
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
       float *a = dwv + ((f0 + f) * q->KB + tap + k) * DV;
       _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), acc[f][k]));
     }
-    if (db) {
+    if (DB) {
       float *b = dbv + (long)(f0 + f) * DV;
       _mm512_storeu_ps(b, _mm512_add_ps(_mm512_loadu_ps(b), bs[f]));
     }
@@ -343,8 +356,9 @@ direct_dw_image(float *dwv, float *dbv, const float *dy, const float *xp, const 
       for (int ki = 0; ki < d->KH; ki++)
         for (int kj0 = 0; kj0 < q->KWB; kj0 += 4) {
           int db = with_db && c == 0 && ki == 0 && kj0 == 0;
-          if (fb == 4) dw_block(dwv, dbv, dy, xp, d, g, q, f0, c, ki, kj0, db, 4);
-          else dw_block(dwv, dbv, dy, xp, d, g, q, f0, c, ki, kj0, db, 1);
+          if (fb == 4 && db) dw_block(dwv, dbv, dy, xp, d, g, q, f0, c, ki, kj0, 4, 1);
+          else if (fb == 4) dw_block(dwv, dbv, dy, xp, d, g, q, f0, c, ki, kj0, 4, 0);
+          else dw_block(dwv, dbv, dy, xp, d, g, q, f0, c, ki, kj0, 1, db);
         }
     f0 += fb;
   }

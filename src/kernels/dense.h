@@ -45,6 +45,9 @@ void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
 /* ---- activation.c: elementwise over n floats ---- */
 void nnl_relu_forward(float *Y, const float *X, int64_t n);                     /* Y, X: (n) */
 void nnl_relu_backward(float *dX, const float *X, const float *dY, int64_t n);  /* X or Y: (n) */
+/* The same gradient stored, not added, in place: dYX holds dY and becomes dX. For a gradient
+ * buffer the caller owns: no zero-filled dX, one pass over memory instead of three. */
+void nnl_relu_backward_inplace(float *dYX, const float *Y, int64_t n); /* dYX, Y: (n) */
 void nnl_leaky_relu_forward(float *Y, const float *X, int64_t n, float slope);
 void nnl_leaky_relu_backward(float *dX, const float *X, const float *dY, int64_t n, float slope);
 void nnl_sigmoid_forward(float *Y, const float *X, int64_t n);

@@ -3,6 +3,7 @@
 #include "spatial.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---- max pooling ---- */
 
@@ -87,8 +88,8 @@ void nnl_max_pool2d_forward(float *y, int64_t *indices, const float *x,
   }
 }
 
-void nnl_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices,
-                             const nnl_pool2d_dims *d) {
+static void maxpool_scatter(float *dx, const float *dy, const int64_t *indices,
+                            const nnl_pool2d_dims *d, int zero) {
   int OH = nnl_conv_out_size(d->H, d->KH, d->stride_h, d->pad_h, d->dil_h);
   int OW = nnl_conv_out_size(d->W, d->KW, d->stride_w, d->pad_w, d->dil_w);
   long planes = (long)d->N * d->C, HW = (long)d->H * d->W, P = (long)OH * OW;
@@ -97,9 +98,20 @@ void nnl_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices,
     float *dxp = dx + pl * HW;
     const float *dyp = dy + pl * P;
     const int64_t *ip = indices + pl * P;
+    if (zero) memset(dxp, 0, sizeof(float) * HW);
     for (long o = 0; o < P; o++)
       if (ip[o] >= 0) dxp[ip[o]] += dyp[o];
   }
+}
+
+void nnl_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices,
+                             const nnl_pool2d_dims *d) {
+  maxpool_scatter(dx, dy, indices, d, 0);
+}
+
+void nnl_max_pool2d_backward_into(float *dx, const float *dy, const int64_t *indices,
+                                  const nnl_pool2d_dims *d) {
+  maxpool_scatter(dx, dy, indices, d, 1);
 }
 
 /* ---- average pooling ---- */

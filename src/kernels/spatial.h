@@ -76,6 +76,12 @@ void nnl_max_pool2d_backward(float *dx,              /* dx: (N, C, H, W) */
                              const float *dy,        /* dy: (N, C, OH, OW) */
                              const int64_t *indices, /* indices: (N, C, OH, OW) */
                              const nnl_pool2d_dims *d);
+/* The same gradient stored, not added: all of dx is written (zero where no window's maximum
+ * sits), a plane at a time while it is in cache, so dx needs no zero-filling first. */
+void nnl_max_pool2d_backward_into(float *dx,              /* dx: (N, C, H, W) */
+                                  const float *dy,        /* dy: (N, C, OH, OW) */
+                                  const int64_t *indices, /* indices: (N, C, OH, OW) */
+                                  const nnl_pool2d_dims *d);
 
 /* count_include_pad: PyTorch's default is 1. divisor_override: 0 for none. */
 void nnl_avg_pool2d_forward(float *y,       /* y: (N, C, OH, OW) */

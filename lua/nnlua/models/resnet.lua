@@ -73,6 +73,7 @@ end
 ---@field in_channels? integer image channels (default 3)
 ---@field width? integer channels of the first stage; stage i has width * 2^(i-1) (default 64)
 ---@field stem? "imagenet"|"small" imagenet: 7x7 stride-2 conv + 3x3 stride-2 max pool; small: one 3x3 conv, no pool
+---@field pool? integer side of the average pool's output: 1 is a global average (torchvision); 2 keeps a coarse 2x2 layout; fc takes channels * pool^2 features (default 1)
 
 ---nn.models.ResNet(block, layers, opts); stages after the first halve the resolution.
 ---@param block table the block class (nn.models.BasicBlock)
@@ -87,6 +88,7 @@ function ResNet:init(block, layers, opts)
   local in_channels = check_int("in_channels", opts.in_channels or 3, 1)
   local width = check_int("width", opts.width or 64, 1)
   local stem = opts.stem or "imagenet"
+  local pool = check_int("pool", opts.pool or 1, 1)
   if stem ~= "imagenet" and stem ~= "small" then
     error("ResNet: stem must be \"imagenet\" or \"small\", got " .. tostring(stem), 3)
   end
@@ -104,8 +106,9 @@ function ResNet:init(block, layers, opts)
     check_int("layers[" .. i .. "]", n, 1)
     self["layer" .. i] = self:make_layer(block, width << (i - 1), n, i == 1 and 1 or 2)
   end
-  self.avgpool = nn.AdaptiveAvgPool2d(1)
-  self.fc = nn.Linear(self.inplanes * block.expansion, num_classes)
+  self.avgpool = nn.AdaptiveAvgPool2d(pool)
+  self.num_features = self.inplanes * block.expansion * pool * pool
+  self.fc = nn.Linear(self.num_features, num_classes)
   self.num_stages = #layers
   -- torchvision's initialisation: He normal (fan_out) for convolutions, BN weight 1 and bias 0.
   for _, m in ipairs(self:modules()) do
@@ -138,7 +141,7 @@ end
 
 ---The backbone's output: the pooled features before fc.
 ---@param x Tensor (N, in_channels, H, W)
----@return Tensor (N, C)
+---@return Tensor (N, num_features)
 function ResNet:features(x)
   x = self.relu(self.bn1(self.conv1(x)))
   if self.maxpool then x = self.maxpool(x) end
@@ -163,7 +166,7 @@ local function options(name, opts)
   if opts ~= nil and type(opts) ~= "table" then error(name .. ": options must be a table, got " .. type(opts), 3) end
   local o = {}
   for k, v in pairs(opts or {}) do
-    if k ~= "num_classes" and k ~= "in_channels" and k ~= "width" and k ~= "layers" then
+    if k ~= "num_classes" and k ~= "in_channels" and k ~= "width" and k ~= "layers" and k ~= "pool" then
       error(string.format("%s: unknown option '%s'", name, tostring(k)), 3)
     end
     o[k] = v
