@@ -7,7 +7,7 @@ local ckpt = require "nnlua.utils.checkpoint"
 local USAGE = [[
 usage: nnlua examples/pretrain.lua [options]
 
-Trains nn.models.resnet_small (3x3 stem, stages of 16/32/64 channels, 175k parameters) to classify
+Trains nn.models.resnet_small (3x3 stem, stages of 16/32/64 channels, 205k parameters) to classify
 Fashion-MNIST's ten garments: SGD with momentum and weight decay, cosine learning-rate decay per
 epoch, inputs normalised with Fashion-MNIST's mean and std. Reports test accuracy after each epoch
 and saves the weights (safetensors, PyTorch key names; the metadata records the normalisation) as
@@ -20,7 +20,8 @@ OUT/resnet_small.safetensors, plus OUT/checkpoint.safetensors (a training checkp
   --momentum M        SGD momentum (default 0.9)
   --weight-decay WD   L2 weight decay (default 5e-4)
   --width W           channels of the first stage; the others have 2W and 4W (default 16)
-  --pool P            the average pool's output side: fc sees 4W * P * P features (default 2)
+  --pool P            the average pool's output side: fc sees 4W * P * P features (default 7: the
+                      whole 7x7 map of the last stage, no pooling; 1 is ResNet's global average)
   --threads T         threads for the kernels and BLAS (default: as started)
   --seed S            initial weights and shuffling (default 0)
   --out DIR           output directory (default out/pretrain)
@@ -40,7 +41,7 @@ end
 
 function M.parse(args)
   local o = { data = "data/fashion", epochs = 2, batch_size = 128, lr = 0.05, momentum = 0.9,
-              weight_decay = 5e-4, seed = 0, out = "out/pretrain", width = 16, pool = 2 }
+              weight_decay = 5e-4, seed = 0, out = "out/pretrain", width = 16, pool = 7 }
   local kinds = { ["--data"] = "data:s", ["--epochs"] = "epochs:i", ["--batch-size"] = "batch_size:i",
                   ["--lr"] = "lr:n", ["--momentum"] = "momentum:n", ["--weight-decay"] = "weight_decay:n",
                   ["--threads"] = "threads:i", ["--width"] = "width:i", ["--pool"] = "pool:i", ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i" }

@@ -55,6 +55,11 @@ local function spawn(cmd, dir)
   error("the background process did not start: " .. cmd)
 end
 
+-- Kill a process started by spawn unless it has ended (its status written: the pid may be reused).
+local function kill_if_running(pid, rcfile)
+  if pid and not slurp(rcfile) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+end
+
 local function wait_status(rcfile, seconds)
   for _ = 1, seconds * 10 do
     local rc = tonumber(slurp(rcfile) or "")
@@ -100,6 +105,7 @@ describe("nn.interrupt", function()
       while true do local _ = nn.matmul(x, x) end -- no longer polls: only a hard stop ends this
     ]]):format(dir .. "/ready", dir .. "/flag"))
     local pid, rcfile = spawn(("%s %s 2> %s"):format(q(BIN), q(s), q(dir .. "/err")), dir)
+    finally(function() kill_if_running(pid, rcfile) end) -- whatever happens below
     for _ = 1, 100 do if have(dir .. "/ready") then break end sleep(0.05) end
     os.execute("kill -INT " .. pid)
     for _ = 1, 100 do if have(dir .. "/flag") then break end sleep(0.05) end
@@ -107,7 +113,6 @@ describe("nn.interrupt", function()
     assert.is_nil(tonumber(slurp(rcfile) or ""), "the first Ctrl-C does not stop the script")
     os.execute("kill -INT " .. pid)
     local rc = wait_status(rcfile, 20)
-    if not rc then os.execute("kill -9 " .. pid) end
     assert.equals(130, rc) -- the executable's own Ctrl-C: "interrupted!", status 128 + SIGINT
     assert.matches("interrupted!", slurp(dir .. "/err"))
   end)
@@ -122,13 +127,16 @@ describe("examples/mnist_mlp.lua stopped by Ctrl-C", function()
     local err = dir .. "/err"
     local pid, rcfile = spawn(("%s examples/mnist_mlp.lua --epochs 1000 --limit 2000 --no-save --checkpoint %s "
       .. "--checkpoint-every 5 2> %s"):format(q(BIN), q(ckpt), q(err)), dir)
+    finally(function()
+      kill_if_running(pid, rcfile)
+      os.execute("rm -rf " .. q(dir))
+    end)
     -- the first periodic checkpoint shows the loop is running (and polling)
     for _ = 1, 300 do if have(ckpt) then break end sleep(0.05) end
     assert.is_true(have(ckpt), "training never wrote its first checkpoint: " .. (slurp(err) or ""))
     sleep(1)
     os.execute("kill -INT " .. pid)
     local rc = wait_status(rcfile, 60)
-    if not rc then os.execute("kill -9 " .. pid) end
     local msg = slurp(err)
     assert.equals(130, rc, msg)
     local epoch, step, path = msg:match("interrupted at epoch (%d+) step (%d+); checkpoint saved to (%S+)")
@@ -141,7 +149,6 @@ describe("examples/mnist_mlp.lua stopped by Ctrl-C", function()
     local model = nn.Sequential{ nn.Flatten(), nn.Linear(784, 200), nn.ReLU(), nn.Linear(200, 10) }
     model:load_state_dict(sd)
     assert.same({ "model.safetensors" }, files_in(dir .. "/ckpt")) -- no temporary file left
-    os.execute("rm -rf " .. q(dir))
   end)
 end)
 
@@ -149,6 +156,11 @@ describe("nn.save under SIGKILL", function()
   it("leaves every file on disk loadable after 20 kills at random moments, and no temp files pile up", function()
     if not have(BIN) then return pending("no nnlua executable at " .. BIN) end
     local dir = tmpdir()
+    local pid, rcfile
+    finally(function()
+      kill_if_running(pid, rcfile)
+      os.execute("rm -rf " .. q(dir))
+    end)
     -- a writer cycling over three files, each 16 MB; every tensor of a save holds the save's number,
     -- which the metadata repeats, so a file mixing two saves would show
     local s = script(dir, "writer.lua", ([[
@@ -162,10 +174,10 @@ describe("nn.save under SIGKILL", function()
     math.randomseed(20)
     local saves = 0
     for round = 1, 20 do
-      local pid = spawn(("%s %s"):format(q(BIN), q(s)), dir)
+      pid, rcfile = spawn(("%s %s"):format(q(BIN), q(s)), dir)
       sleep(("%.2f"):format(0.15 + math.random() * 0.6))
-      os.execute("kill -9 " .. pid .. " 2>/dev/null")
-      sleep(0.05)
+      os.execute("kill -9 " .. pid .. " 2>/dev/null") -- the writer never ends by itself
+      assert.equals(137, wait_status(rcfile, 10)) -- 128 + SIGKILL: it was killed, not finished
       for _, name in ipairs(files_in(dir)) do
         if name:match("%.safetensors$") then
           local ok, sd, meta = pcall(nn.load, dir .. "/" .. name)
@@ -192,6 +204,5 @@ describe("nn.save under SIGKILL", function()
       if name:match("%.tmp%.") then left[#left + 1] = name end
     end
     assert.same({}, left)
-    os.execute("rm -rf " .. q(dir))
   end)
 end)

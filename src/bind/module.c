@@ -39,6 +39,29 @@ static void pin_module(void) {
     dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+/* When the state closes, its tensors are freed into the storage block cache, which would then
+ * hold up to 1 GB until the process ends: give those blocks back. (The cache is shared by every
+ * state in the process; emptying it only costs the next large allocation a fresh block.) */
+static int trim_on_close(lua_State *L) {
+  (void)L;
+  nnl_storage_trim();
+  return 0;
+}
+
+static void trim_at_close(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "nnlua.trim_at_close") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_newuserdatauv(L, 1, 0); /* collected at lua_close, after the tensors made before it */
+  lua_newtable(L);
+  lua_pushcfunction(L, trim_on_close);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "nnlua.trim_at_close");
+}
+
 int luaopen_nnlua_core(lua_State *L) {
   static int once;
   if (!once) {
@@ -46,6 +69,7 @@ int luaopen_nnlua_core(lua_State *L) {
     pin_module();
     apply_env_threads();
   }
+  trim_at_close(L);
   lua_newtable(L); /* module */
   int module = lua_gettop(L);
   lua_newtable(L); /* tensor methods */
