@@ -43,13 +43,17 @@ def parse():
     p = argparse.ArgumentParser(description="PyTorch twin of examples/captioning.lua")
     p.add_argument("--data", default=os.path.join(REPO, "data", "captions"))
     p.add_argument("--cell", default="lstm", choices=["lstm", "rnn", "gru"])
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--lr-decay", type=float, default=0.7, help="lr multiplier after each epoch")
+    p.add_argument("--pretrain-epochs", type=int, default=3, help="cell-classifier epochs (0: end to end)")
+    p.add_argument("--pretrain-lr", type=float, default=2e-3)
+    p.add_argument("--pretrain-decay", type=float, default=0.6)
     p.add_argument("--wordvec-dim", type=int, default=256)
     p.add_argument("--hidden-dim", type=int, default=512)
-    p.add_argument("--channels", default="32,64,128,128")
+    p.add_argument("--channels", default="16,32,64,64")
+    p.add_argument("--cell-dim", type=int, default=128)
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     p.add_argument("--val-limit", type=int, default=0, help="score the first N validation images only")
     p.add_argument("--seed", type=int, default=0)
@@ -213,8 +217,31 @@ def score_objects(cells, hyps):
 
 # ---- the model ----
 
-def build(torch, V, W, H, cell, channels=None, feature_dim=None):
+def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128):
     nn = torch.nn
+
+    class CellEncoder(nn.Module):
+        """nnlua.models.captioning's CellEncoder: conv blocks, then Linear + ReLU on each grid cell."""
+
+        def __init__(self):
+            super().__init__()
+            layers, cin, side = [], 1, 64
+            for c in channels:
+                layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                           nn.MaxPool2d(2)]
+                cin, side = c, side // 2
+            self.conv = nn.Sequential(*layers)
+            self.fc = nn.Linear(cin * (side // 2) ** 2, cell_dim)
+            self.c, self.s = cin, side // 2
+
+        def cells(self, x):
+            f = self.conv(x)
+            n, c, s = f.shape[0], self.c, self.s
+            f = f.view(n, c, 2, s, 2, s).permute(0, 2, 4, 1, 3, 5).reshape(n * 4, c * s * s)
+            return torch.relu(self.fc(f))
+
+        def forward(self, x):
+            return self.cells(x).view(x.shape[0], 4 * cell_dim)
 
     class Captioner(nn.Module):
         def __init__(self):
@@ -222,20 +249,25 @@ def build(torch, V, W, H, cell, channels=None, feature_dim=None):
             if channels is None:
                 self.encoder, fdim = nn.Identity(), feature_dim
             else:
-                layers, cin, side = [], 1, 64
-                for c in channels:
-                    layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                               nn.MaxPool2d(2)]
-                    cin, side = c, side // 2
-                self.encoder, fdim = nn.Sequential(*layers, nn.Flatten()), cin * side * side
+                self.encoder, fdim = CellEncoder(), 4 * cell_dim
+                self.cell_head = nn.Linear(cell_dim, 21)
+            self.fdim = fdim
             self.init_h = nn.Linear(fdim, H)
             self.embed = nn.Embedding(V, W)
             self.rnn = {"lstm": nn.LSTM, "rnn": nn.RNN, "gru": nn.GRU}[cell](W, H, batch_first=True)
             self.vocab = nn.Linear(H, V)
             self.cell = cell
 
+        def features(self, x):  # 2-D input: precomputed features
+            return x if x.dim() == 2 else self.encoder(x)
+
+        def cell_loss(self, images, cells):  # cells: N x 4 classes 0..20 (0 empty)
+            f = self.features(images)
+            logits = self.cell_head(f.reshape(-1, self.fdim // 4))
+            return nn.functional.cross_entropy(logits, cells.reshape(-1)), logits
+
         def state(self, images):
-            h0 = self.init_h(self.encoder(images)).unsqueeze(0)
+            h0 = self.init_h(self.features(images)).unsqueeze(0)
             return (h0, torch.zeros_like(h0)) if self.cell == "lstm" else h0
 
         def forward(self, images, captions):
@@ -303,13 +335,13 @@ def step_bench(torch, a):
           flush=True)
 
 
-def evaluate(torch, model, val, vocab, limit=0):
+def evaluate(torch, model, val, vocab, xval, limit=0):
     model.eval()
     n = limit or val["n"]
     hyps = []
     t0 = time.perf_counter()
     for f in range(0, n, 500):
-        ids = model.sample(images_tensor(torch, val["images"][f:min(n, f + 500)]))
+        ids = model.sample(xval[f:min(n, f + 500)])
         hyps += [decode(row, vocab) for row in ids.tolist()]
     gen_s = time.perf_counter() - t0
     refs = [[decode(val["captions"][r].tolist(), vocab)
@@ -318,28 +350,94 @@ def evaluate(torch, model, val, vocab, limit=0):
     return corpus_bleu(refs, hyps), score_objects(val["cells"][:n].tolist(), hyps), gen_s, hyps
 
 
+def encode(torch, model, images):
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model.encoder(images_tensor(torch, images[f:f + 500])) for f in range(0, len(images), 500)])
+
+
+def cell_accuracy(torch, model, val, n):
+    model.eval()
+    right = total = 0
+    with torch.no_grad():
+        for f in range(0, n, 500):
+            cells = torch.from_numpy(val["cells"][f:min(n, f + 500)].astype(np.int64))
+            _, logits = model.cell_loss(images_tensor(torch, val["images"][f:min(n, f + 500)]), cells)
+            want = cells.reshape(-1)
+            obj = want > 0
+            right += int(((logits.argmax(1) == want) & obj).sum())
+            total += int(obj.sum())
+    model.train()
+    return right / total
+
+
 def train(torch, a):
     vocab = json.load(open(os.path.join(a.data, "vocab.json")))["idx_to_word"]
     tr, val = load_split(a.data, "train"), load_split(a.data, "val")
     if a.limit:
         tr["n"] = min(a.limit, tr["n"])
+    n_val = a.val_limit or val["n"]
     torch.manual_seed(a.seed)
     model = build(torch, len(vocab), a.wordvec_dim, a.hidden_dim, a.cell,
-                  channels=[int(c) for c in a.channels.split(",")])
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=a.lr_decay)
+                  channels=[int(c) for c in a.channels.split(",")], cell_dim=a.cell_dim)
     rng = XorShift(a.seed)
+    common = {"bench": "captioning", "impl": "pytorch", "seed": a.seed, "threads": torch.get_num_threads()}
+
+    # stage 1: the encoder as a classifier of the grid cells (examples/captioning.lua's recipe)
+    pretrain_s, cell_acc = 0.0, None
+    if a.pretrain_epochs > 0:
+        popt = torch.optim.Adam(list(model.encoder.parameters()) + list(model.cell_head.parameters()),
+                                lr=a.pretrain_lr)
+        psched = torch.optim.lr_scheduler.ExponentialLR(popt, gamma=a.pretrain_decay)
+        for epoch in range(1, a.pretrain_epochs + 1):
+            order = [i for i in rng.perm(tr["n"])]
+            model.train()
+            t0, loss_sum, steps = time.perf_counter(), 0.0, 0
+            for f in range(0, len(order), a.batch_size):
+                idx = np.array(order[f:f + a.batch_size])
+                cells = torch.from_numpy(tr["cells"][idx].astype(np.int64))
+                popt.zero_grad()
+                loss, _ = model.cell_loss(images_tensor(torch, tr["images"][idx]), cells)
+                loss.backward()
+                popt.step()
+                loss_sum += loss.item()
+                steps += 1
+            psched.step()
+            ts = time.perf_counter() - t0
+            pretrain_s += ts
+            cell_acc = cell_accuracy(torch, model, val, n_val)
+            print(json.dumps({**common, "stage": "pretrain", "epoch": epoch, "train_s": round(ts, 3),
+                              "train_loss": round(loss_sum / steps, 5), "cell_acc": round(cell_acc, 5)}),
+                  flush=True)
+
+    # stage 2: captioning, on the frozen encoder's features computed once
+    feat_s = 0.0
+    xtrain = None
+    if a.pretrain_epochs > 0:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+        t0 = time.perf_counter()
+        xtrain, xval = encode(torch, model, tr["images"][:tr["n"]]), encode(torch, model, val["images"][:n_val])
+        feat_s = time.perf_counter() - t0
+    else:
+        xval = images_tensor(torch, val["images"][:n_val])
+    params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("cell_head.")]
+    opt = torch.optim.Adam(params, lr=a.lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=a.lr_decay)
     for epoch in range(1, a.epochs + 1):
         rows = epoch_rows(tr, rng)
         model.train()
+        if xtrain is not None:
+            model.encoder.eval()  # frozen: batch norm on running statistics
         t0, loss_sum, steps, step_ts = time.perf_counter(), 0.0, 0, []
         for f in range(0, len(rows), a.batch_size):
             r = np.array(rows[f:f + a.batch_size])
             ts = time.perf_counter()
-            imgs = images_tensor(torch, tr["images"][tr["image_of"][r]])
+            which = tr["image_of"][r]
+            x = xtrain[torch.from_numpy(which)] if xtrain is not None else images_tensor(torch, tr["images"][which])
             caps = torch.from_numpy(tr["captions"][r])
             opt.zero_grad()
-            loss = model(imgs, caps)
+            loss = model(x, caps)
             loss.backward()
             opt.step()
             loss_sum += loss.item()
@@ -347,19 +445,20 @@ def train(torch, a):
             step_ts.append(time.perf_counter() - ts)
         train_s = time.perf_counter() - t0
         sched.step()
-        bleu, obj, gen_s, hyps = evaluate(torch, model, val, vocab, a.val_limit)
+        bleu, obj, gen_s, hyps = evaluate(torch, model, val, vocab, xval, n_val)
         step_ts.sort()
         print(json.dumps({
-            "bench": "captioning", "impl": "pytorch", "cell": a.cell, "epoch": epoch,
+            **common, "stage": "caption", "cell": a.cell, "epoch": epoch,
             "train_s": round(train_s, 3), "step_s": round(step_ts[len(step_ts) // 2], 5),
             "train_loss": round(loss_sum / steps, 5),
             "bleu1": round(bleu[0], 5), "bleu2": round(bleu[1], 5), "bleu3": round(bleu[2], 5),
             "bleu4": round(bleu[3], 5), "objects_named": round(obj["correct"] / obj["total"], 5),
             "objects_correct": obj["correct"], "objects_total": obj["total"], "extra_objects": obj["extra"],
             "count_errors": obj["count_errors"], "images_exact": obj["images_exact"],
-            "generate_s": round(gen_s, 3), "n_train": tr["n"], "n_val": a.val_limit or val["n"],
-            "batch_size": a.batch_size, "lr": a.lr, "lr_decay": a.lr_decay, "seed": a.seed,
-            "threads": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "generate_s": round(gen_s, 3), "pretrain_s": round(pretrain_s, 3), "features_s": round(feat_s, 3),
+            "cell_acc": cell_acc and round(cell_acc, 5), "n_train": tr["n"], "n_val": n_val,
+            "batch_size": a.batch_size, "lr": a.lr, "lr_decay": a.lr_decay,
+            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "sample": " ".join(hyps[0]),
         }), flush=True)

@@ -16,7 +16,7 @@ local V = 20
 local function small(cell, seed)
   nn.manual_seed(seed or 1)
   return Captioner{ vocab_size = V, wordvec_dim = 8, hidden_dim = 12, cell = cell, channels = { 2, 4 },
-                    image_size = 16, max_len = 7 }
+                    cell_dim = 6, image_size = 16, max_len = 7, cell_classes = 5 }
 end
 local CAPS = {
   { 2, 5, 6, 7, 3, 1, 1, 1 },
@@ -45,12 +45,13 @@ describe("Captioner", function()
     local names = {}
     for name in m:named_parameters() do names[#names + 1] = name end
     local s = table.concat(names, " ")
-    for _, want in ipairs({ "encoder.0.weight", "init_h.weight", "embed.weight", "rnn.weight_ih_l0",
-                            "rnn.weight_hh_l0", "rnn.bias_ih_l0", "vocab.weight", "vocab.bias" }) do
+    for _, want in ipairs({ "encoder.conv.0.weight", "encoder.fc.weight", "init_h.weight", "embed.weight",
+                            "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "vocab.weight",
+                            "vocab.bias", "cell_head.weight" }) do
       assert(s:find(want, 1, true), "missing parameter " .. want .. " in " .. s)
     end
     local x, caps = batch()
-    assert.are.equal("[4,64]", shape(m:features(x)))  -- 4 channels x 4 x 4 (16 / 2 / 2)
+    assert.are.equal("[4,24]", shape(m:features(x)))  -- 4 cells x cell_dim 6
     local scores, out = m:scores(x, caps)
     assert.are.equal("[4,7,20]", shape(scores))
     assert.are.equal("[4,7]", shape(out))
@@ -92,7 +93,7 @@ describe("Captioner", function()
 
   it("matches PyTorch's loss, gradients and batch-norm statistics on real images", function()
     local fx = safetensors.load(here .. "/fixtures/captioner.safetensors")
-    local m = Captioner{ vocab_size = 72, wordvec_dim = 16, hidden_dim = 24, channels = { 4, 4, 8, 8 } }
+    local m = Captioner{ vocab_size = 72, wordvec_dim = 16, hidden_dim = 24, channels = { 4, 4, 8, 8 }, cell_dim = 8 }
     local sd = {}
     for k, v in pairs(fx) do
       local name = k:match("^p%.(.*)$")
@@ -119,6 +120,29 @@ describe("Captioner", function()
         assert(d < 1e-4, ("%s differs from PyTorch by %.3g"):format(name, d))
       end
     end
+  end)
+
+  it("pretrains the encoder as a cell classifier, then freezes it and takes its features", function()
+    local m = small()
+    local x, caps = batch()
+    assert.are.equal("[16,5]", shape(m:cell_logits(x)))
+    local cells = nn.tensor({ { 1, 2, 3, 4 }, { 5, 1, 1, 2 }, { 3, 3, 1, 1 }, { 1, 1, 1, 4 } }, "int64")
+    local loss = m:cell_loss(x, cells)
+    assert.are.equal(0, loss:dim())
+    loss:backward()
+    assert(m.encoder.fc.weight.grad and m.cell_head.weight.grad, "no gradient reached the encoder or the head")
+    assert.is_nil(m.init_h.weight.grad)
+    m:freeze_encoder()
+    m:train()
+    assert.is_false(m.encoder.training)
+    assert.is_true(m.rnn.training)
+    for _, p in ipairs(m.encoder:parameters()) do assert.is_false(p:is_requires_grad()) end
+    local f = m:encode(x)
+    assert.are.equal("[4,24]", shape(f))
+    local a, b = m(x, caps):item(), m(f, caps):item()
+    assert(math.abs(a - b) < 1e-5, ("loss from images %.6f, from their features %.6f"):format(a, b))
+    assert.are.same(m:sample(x):totable(), m:sample(f):totable())
+    assert.has_error(function() m(nn.zeros(4, 7), caps) end, "Captioner: features must be N x 24, got [4,7]")
   end)
 
   it("overfits four examples: a few dozen Adam steps lower the loss a lot", function()

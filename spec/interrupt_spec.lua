@@ -1,6 +1,5 @@
--- interrupt_spec.lua — interruption: nn.interrupt turns Ctrl-C into a flag polled between steps; a
--- training run stopped by SIGINT saves its checkpoint and exits 130; a writer killed at any moment
--- never leaves a partial checkpoint, and the temporary files of killed writers do not pile up.
+-- interrupt_spec.lua — Ctrl-C becomes a flag polled between steps (a training run saves and exits 130); a
+-- checkpoint writer killed at any moment leaves only loadable files, and its temporary files are swept.
 local nn = require "nnlua"
 
 local BIN = os.getenv("NNLUA_BIN") or "build/nnlua"
@@ -139,7 +138,7 @@ describe("examples/mnist_mlp.lua stopped by Ctrl-C", function()
     local rc = wait_status(rcfile, 60)
     local msg = slurp(err)
     assert.equals(130, rc, msg)
-    local epoch, step, path = msg:match("interrupted at epoch (%d+) step (%d+); checkpoint saved to (%S+)")
+    local epoch, step, path = msg:match("interrupted at epoch (%d+) step (%d+)[^;]*; checkpoint saved to (%S+)")
     assert.is_truthy(epoch, msg)
     assert.equals(ckpt, path)
     local sd, meta = nn.load(ckpt)

@@ -271,10 +271,11 @@ function M.run(name, bench, about, default_epochs, build, args, script)
     local right = M.evaluate(model, test.images, test.labels, o.infer_batch)
     local infer_s = nn.clock() - t0
     acc = right / nte
-    checkpoint(epoch, step, "end of epoch")
-    if nn.interrupt.requested() then
-      stop(130, ("interrupted after epoch %d; %s"):format(epoch, saved_where()))
+    if nn.interrupt.requested() then -- Ctrl-C during the test pass
+      checkpoint(epoch, step, "interrupted")
+      stop(130, ("interrupted at epoch %d step %d (its end); %s"):format(epoch, step, saved_where()))
     end
+    checkpoint(epoch, step, "end of epoch")
     if o.json then
       io.stdout:write(M.json{
         { "bench", bench }, { "impl", "nnlua" }, { "epoch", epoch },

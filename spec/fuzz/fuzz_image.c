@@ -10,8 +10,16 @@
 static lua_State *L;
 static int lua_check;
 
+/* nn.image.load, a PNG round trip of small images, and the batch loader with its transforms. */
 static const char *lua_side =
+    "local pipe = nn.image.pipeline{{kind = 'resize', h = 9, w = 7},\n"
+    "  {kind = 'random_resized_crop', h = 5, w = 6}, {kind = 'hflip', p = 0.5}, {kind = 'to_tensor'},\n"
+    "  {kind = 'normalize', mean = {0.5, 0.4, 0.3}, std = {0.2, 0.2, 0.2}}}\n"
+    "local crop = nn.image.pipeline{{kind = 'resize', w = 6}, {kind = 'center_crop', h = 4, w = 4}}\n"
     "return function(path, channels)\n"
+    "  local b = nn.image.load_batch({path, path}, pipe, {channels = 3, seed = channels})\n"
+    "  fuzz_check(b:dim() == 4 and b:size(1) == 2 and b:size(2) == 3, 'batch size')\n"
+    "  nn.image.load_batch({path}, crop, {channels = 1})\n"
     "  local img = nn.image.load(path, {channels = channels})\n"
     "  fuzz_check(img:dim() == 3 and img:dtype() == 'uint8', 'image tensor')\n"
     "  if img:numel() <= 4096 then\n"

@@ -16,12 +16,18 @@
 
 int luaopen_nnlua(lua_State *L);
 
-/* Allocations over 256 MB fail (NULL) instead of ending the run: the code under test must turn
- * them into errors, and a size taken from a file or an argument cannot exhaust the machine. */
+/* Allocations over NNL_FUZZ_MAX_ALLOC_MB fail (NULL) instead of ending the run: the code under
+ * test must turn them into errors, and a size taken from a file or an argument cannot exhaust the
+ * machine (or, for the API target, spend seconds filling a tensor of 50M random numbers). */
+#ifndef NNL_FUZZ_MAX_ALLOC_MB
+#define NNL_FUZZ_MAX_ALLOC_MB 256
+#endif
+#define STR_(x) #x
+#define STR(x) STR_(x)
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) {
-  return "allocator_may_return_null=1:max_allocation_size_mb=256:detect_leaks=1:"
-         "detect_stack_use_after_return=0:strict_string_checks=1";
+  return "allocator_may_return_null=1:max_allocation_size_mb=" STR(NNL_FUZZ_MAX_ALLOC_MB)
+         ":detect_leaks=1:detect_stack_use_after_return=0:strict_string_checks=1";
 }
 const char *__ubsan_default_options(void);
 const char *__ubsan_default_options(void) { return "print_stacktrace=1:halt_on_error=1"; }

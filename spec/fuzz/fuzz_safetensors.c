@@ -11,9 +11,27 @@
 static lua_State *L;
 static int lua_check;
 
-/* nn.load, nn.save and nn.load again: the same names, dtypes, shapes and values. */
+/* nn.load, nn.save and nn.load again: the same names, dtypes, shapes and values. Then the file as a
+ * training checkpoint: restored into a small model, optimizer, scheduler and loader, which must
+ * still train one step (or fail with an error message). */
 static const char *lua_side =
+    "local ckpt = require 'nnlua.utils.checkpoint'\n"
+    "local function resume(path)\n"
+    "  nn.manual_seed(1)\n"
+    "  local model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))\n"
+    "  local opt = nn.optim.Adam(model:parameters(), {lr = 1e-2})\n"
+    "  local sched = nn.optim.StepLR(opt, {step_size = 2})\n"
+    "  local loader = nn.data.DataLoader(nn.data.TensorDataset(nn.randn(6, 3)), {batch_size = 2, shuffle = true})\n"
+    "  local ok = pcall(ckpt.load_checkpoint, path, {model = model, optimizer = opt, scheduler = sched,\n"
+    "                                                loader = loader, strict = false})\n"
+    "  if not ok then return end\n"
+    "  for batch in loader:iter() do end\n"
+    "  local loss = model:forward(nn.randn(4, 3)):sum()\n"
+    "  loss:backward(); opt:step(); sched:step()\n"
+    "end\n"
     "return function(path)\n"
+    "  local ok, err = pcall(resume, path)\n"
+    "  fuzz_check(ok or type(err) == 'string', 'checkpoint: error is not a string')\n"
     "  local t, meta = nn.load(path)\n"
     "  for k, v in pairs(t) do\n"
     "    local n = 1\n"

@@ -306,9 +306,15 @@ end
 local verbose = os.getenv("NNL_FUZZ_VERBOSE")
 local function call(name, f, ...)
   steps = 0
+  local t0 = verbose and nn.clock()
   debug.sethook(hook, "", 1000)
   local r = table.pack(pcall(f, ...))
   debug.sethook()
+  if verbose then
+    local a = table.pack(...)
+    for i = 1, a.n do a[i] = nn.is_tensor(a[i]) and "tensor" or select(2, pcall(tostring, a[i])) end
+    io.stderr:write(("%.3fs (%s) "):format(nn.clock() - t0, table.concat(a, ", ", 1, a.n)))
+  end
   if not r[1] then
     fuzz_check(type(r[2]) == "string", name .. " raised a " .. type(r[2]) .. " instead of a message")
     if verbose then io.stderr:write(name, ": ", r[2], "\n") end

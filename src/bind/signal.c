@@ -1,6 +1,5 @@
-/* signal.c (bind) — nn.interrupt: cooperative Ctrl-C for training loops, under nnlua and stock lua5.4.
- * Once installed, the first SIGINT only sets a flag the loop polls between steps; the second goes to
- * the handler that was there before (the interpreter's: an "interrupted!" error at once). */
+/* signal.c (bind) — nn.interrupt: cooperative Ctrl-C for training loops (nnlua and stock lua5.4): the
+ * first SIGINT sets a flag polled between steps, the second goes to the handler that was there before. */
 #define _GNU_SOURCE /* SA_SIGINFO declarations with -std=c11 */
 #include <signal.h>
 #include <string.h>

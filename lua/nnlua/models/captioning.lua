@@ -9,24 +9,34 @@ local NULL, START, END = data.NULL, data.START, data.END
 ---The course's image captioner: a CNN encoder trained with it, features -> initial hidden state,
 ---word embedding, an RNN/LSTM/GRU, vocabulary projection; greedy and beam decoding.
 ---Children: encoder, init_h (Linear feature_dim -> H, the course's W_proj), embed (Embedding V x W),
----rnn (nn.LSTM / nn.RNN / nn.GRU, batch_first), vocab (Linear H -> V over N x T x H).
+---rnn (nn.LSTM / nn.RNN / nn.GRU, batch_first), vocab (Linear H -> V over N x T x H), and with
+---cell_classes = K, cell_head (Linear C -> K on each grid cell's C features: a classifier that
+---pretrains the encoder with direct labels, see cell_loss and freeze_encoder).
+---Wherever a method takes images (uint8 or float, N x S x S or N x 1 x S x S) it also takes the
+---encoder's output, float N x feature_dim (2-D): precomputed features, as the course uses.
 ---@class nn.models.Captioner : nn.Module
 local Captioner = Module:extend("Captioner")
 
 local CELLS = { lstm = "LSTM", rnn = "RNN", gru = "GRU" }
 local KNOWN = { vocab_size = true, wordvec_dim = true, hidden_dim = true, cell = true, encoder = true,
-                feature_dim = true, channels = true, image_size = true, max_len = true }
+                feature_dim = true, channels = true, image_size = true, max_len = true, cell_classes = true,
+                cell_dim = true }
 
----The default CNN encoder: per entry of channels a block conv 3x3 (padding 1), BatchNorm2d, ReLU,
----2x2 max pool; then Flatten. A 64 x 64 image ends as c x 4 x 4 after four blocks: each of the
----2 x 2 grid cells of the data keeps a 2 x 2 patch of features, so where an object is stays visible.
----@param channels? integer[] output channels per block (default {32, 64, 128, 128})
----@param image_size? integer input height and width (default 64)
----@return nn.Sequential encoder
----@return integer feature_dim
-function Captioner.default_encoder(channels, image_size)
-  channels, image_size = channels or { 32, 64, 128, 128 }, image_size or 64
-  local layers, cin, side = {}, 1, image_size
+---The default image encoder: a conv stack that keeps the data's 2 x 2 grid apart, then a small
+---fully connected layer per grid cell (the same weights for every cell): the "fc7" features of each
+---cell, concatenated in reading order. Per entry of channels a block conv 3x3 (padding 1, no bias),
+---BatchNorm2d, ReLU, 2x2 max pool (child conv, a Sequential); each cell's patch of the last map
+---(C x s x s) -> Linear -> ReLU (child fc) gives cell_dim features; feature_dim = 4 * cell_dim.
+---@class nn.models.CellEncoder : nn.Module
+local CellEncoder = Module:extend("CellEncoder")
+Captioner.CellEncoder = CellEncoder
+
+---CellEncoder{channels = {16, 32, 64, 64}, image_size = 64, cell_dim = 128}
+---@param opts? {channels?: integer[], image_size?: integer, cell_dim?: integer}
+function CellEncoder:init(opts)
+  opts = opts or {}
+  local channels, size, cell_dim = opts.channels or { 16, 32, 64, 64 }, opts.image_size or 64, opts.cell_dim or 128
+  local layers, cin, side = {}, 1, size
   for _, c in ipairs(channels) do
     layers[#layers + 1] = nn.Conv2d(cin, c, 3, { padding = 1, bias = false })
     layers[#layers + 1] = nn.BatchNorm2d(c)
@@ -34,8 +44,45 @@ function Captioner.default_encoder(channels, image_size)
     layers[#layers + 1] = nn.MaxPool2d(2)
     cin, side = c, side // 2
   end
-  layers[#layers + 1] = nn.Flatten()
-  return nn.Sequential(layers), cin * side * side
+  if side < 2 or side % 2 ~= 0 then
+    error(("CellEncoder: %d blocks leave %d x %d of a %d x %d image; the 2 x 2 grid needs an even size >= 2")
+      :format(#channels, side, side, size, size), 3)
+  end
+  self.conv = nn.Sequential(layers)
+  self.fc = nn.Linear(cin * (side // 2) * (side // 2), cell_dim)
+  self.channels, self.side, self.cell_dim, self.feature_dim = cin, side, cell_dim, 4 * cell_dim
+end
+
+---The features of each grid cell, cells of an image in reading order.
+---@param x Tensor float N x 1 x S x S
+---@return Tensor (N * 4, cell_dim)
+function CellEncoder:cells(x)
+  local f = self.conv(x)
+  local N, C, s = f:size(1), self.channels, self.side // 2
+  -- (N, C, 2, s, 2, s) -> (N, row, col, C, s, s): one patch per cell
+  local patches = f:view(N, C, 2, s, 2, s):permute(1, 3, 5, 2, 4, 6):reshape(N * 4, C * s * s)
+  return nn.F.relu(self.fc(patches))
+end
+
+---@param x Tensor float N x 1 x S x S
+---@return Tensor (N, 4 * cell_dim)
+function CellEncoder:forward(x)
+  return self:cells(x):view(x:size(1), self.feature_dim)
+end
+
+function CellEncoder:extra_repr()
+  return ("cells=2x2, cell_dim=%d, feature_dim=%d"):format(self.cell_dim, self.feature_dim)
+end
+
+---The default encoder and its output size.
+---@param channels? integer[] default {16, 32, 64, 64}
+---@param image_size? integer default 64
+---@param cell_dim? integer default 128
+---@return nn.models.CellEncoder encoder
+---@return integer feature_dim
+function Captioner.default_encoder(channels, image_size, cell_dim)
+  local e = CellEncoder{ channels = channels, image_size = image_size, cell_dim = cell_dim }
+  return e, e.feature_dim
 end
 
 ---Options of nn.models.Captioner.
@@ -46,9 +93,11 @@ end
 ---@field cell? "lstm"|"rnn"|"gru" (default "lstm")
 ---@field encoder? nn.Module an image encoder (default: default_encoder(channels, image_size))
 ---@field feature_dim? integer the encoder's output size (required with encoder)
----@field channels? integer[] the default encoder's blocks (default {32, 64, 128, 128})
+---@field channels? integer[] the default encoder's blocks (default {16, 32, 64, 64})
+---@field cell_dim? integer the default encoder's features per grid cell (default 128: 512 in all)
 ---@field image_size? integer (default 64)
 ---@field max_len? integer longest generated caption (default 16)
+---@field cell_classes? integer K: adds cell_head, a per-cell classifier (features: 4 cells x C, reading order)
 
 ---nn.models.Captioner{vocab_size = V, ...}
 ---@param opts nn.models.Captioner.opts
@@ -71,7 +120,7 @@ function Captioner:init(opts)
       error("Captioner: with an encoder, give its output size as feature_dim", 3)
     end
   else
-    encoder, fdim = Captioner.default_encoder(opts.channels, opts.image_size)
+    encoder, fdim = Captioner.default_encoder(opts.channels, opts.image_size, opts.cell_dim)
   end
   self.cell, self.vocab_size, self.wordvec_dim, self.hidden_dim = cell, V, W, H
   self.feature_dim, self.max_len = fdim, opts.max_len or 16
@@ -80,22 +129,95 @@ function Captioner:init(opts)
   self.embed = nn.Embedding(V, W)
   self.rnn = nn[CELLS[cell]](W, H, { batch_first = true })
   self.vocab = nn.Linear(H, V)
+  if opts.cell_classes then
+    if math.type(opts.cell_classes) ~= "integer" or opts.cell_classes < 2 or fdim % 4 ~= 0 then
+      error("Captioner: cell_classes must be an integer >= 2, with features of 4 cells x C", 3)
+    end
+    self.cell_head = nn.Linear(fdim // 4, opts.cell_classes)
+  end
 end
 
 -- Images as the encoder wants them: float N x 1 x S x S in [0, 1] from uint8 0..255 (or as given
 -- when already float); N x S x S gets its channel dimension.
 local function prepare(images)
   local x = images
+  if x:dim() ~= 3 and x:dim() ~= 4 then
+    error("Captioner: images must be N x S x S or N x 1 x S x S, got [" .. table.concat(x:size(), ",") .. "]", 4)
+  end
   if x:dim() == 3 then x = x:view(x:size(1), 1, x:size(2), x:size(3)) end
   if x:dtype() == "uint8" then x = x:float() * (1 / 255) end
   return x
 end
 
----The encoder's output.
----@param images Tensor uint8 or float N x 1 x S x S (or N x S x S)
+---The encoder's output; a 2-D input is taken as features already.
+---@param images Tensor uint8 or float N x 1 x S x S (or N x S x S), or features N x feature_dim
 ---@return Tensor (N, feature_dim)
 function Captioner:features(images)
+  if images:dim() == 2 then
+    if images:size(2) ~= self.feature_dim then
+      error(("Captioner: features must be N x %d, got [%s]"):format(self.feature_dim,
+            table.concat(images:size(), ",")), 3)
+    end
+    return images
+  end
   return self.encoder(prepare(images))
+end
+
+---Scores of each grid cell's classes, in reading order (top left, top right, bottom left, bottom
+---right), from the features through cell_head (needs the cell_classes option).
+---@param images Tensor N x 1 x S x S, or features
+---@return Tensor logits (N * 4, K)
+function Captioner:cell_logits(images)
+  if not self.cell_head then error("Captioner: cell_logits needs the cell_classes option", 2) end
+  local f = self:features(images)
+  return self.cell_head(f:view(f:size(1) * 4, self.feature_dim // 4))
+end
+
+---The cell classifier's mean cross-entropy: pretrains the encoder with direct labels.
+---@param images Tensor N x 1 x S x S
+---@param cells Tensor int64 N x 4 class numbers 1..K, reading order
+---@return Tensor loss 0-d
+function Captioner:cell_loss(images, cells)
+  local logits = self:cell_logits(images)
+  return nn.F.cross_entropy(logits, cells:reshape(logits:size(1)))
+end
+
+---Freeze the encoder: no gradients, and batch norm stays on its running statistics (train() no
+---longer changes it), so its features can be computed once (encode) and reused.
+---@return nn.models.Captioner self
+function Captioner:freeze_encoder()
+  self.encoder:freeze()
+  rawset(self, "encoder_frozen", true)
+  self.encoder:eval()
+  return self
+end
+
+---Training mode for everything but a frozen encoder.
+---@param mode? boolean default true
+---@return nn.models.Captioner self
+function Captioner:train(mode)
+  Module.train(self, mode)
+  if rawget(self, "encoder_frozen") then self.encoder:eval() end
+  return self
+end
+
+---Features of many images without a graph, the encoder in eval mode, in batches.
+---@param images Tensor N x 1 x S x S (or N x S x S)
+---@param opts? {batch_size?: integer} default 500
+---@return Tensor features (N, feature_dim)
+function Captioner:encode(images, opts)
+  local bs, N = opts and opts.batch_size or 500, images:size(1)
+  local was = self.training
+  self:eval()
+  local parts = {}
+  local ok, err = pcall(nn.no_grad, function()
+    for first = 1, N, bs do
+      parts[#parts + 1] = self:features(images:narrow(1, first, math.min(bs, N - first + 1)))
+    end
+  end)
+  self:train(was)
+  if not ok then error(err, 0) end
+  return #parts == 1 and parts[1] or nn.cat(parts, 1)
 end
 
 ---The initial state of the recurrent layer: h0 = features W_projᵀ + b (c0 = 0 for the LSTM).

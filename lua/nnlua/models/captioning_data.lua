@@ -225,20 +225,40 @@ function M.epoch_rows(d, rng)
   return rows
 end
 
----The batch of caption rows rows[first .. first + count - 1].
+---The batch of caption rows rows[first .. first + count - 1]: their images (or, given features of
+---the split's images, their feature rows) and their token rows.
 ---@param d table a split from load_split
 ---@param rows integer[] caption rows (from epoch_rows)
 ---@param first integer
 ---@param count integer
----@return Tensor images uint8 B x 1 x 64 x 64
+---@param features? Tensor float n_images x feature_dim, precomputed (Captioner:encode)
+---@return Tensor images uint8 B x 1 x 64 x 64, or features B x feature_dim
 ---@return Tensor captions int64 B x 17
-function M.batch(d, rows, first, count)
+function M.batch(d, rows, first, count, features)
   local r = {}
   for k = 1, count do r[k] = rows[first + k - 1] end
   local ridx = nn.tensor(r, "int64")
   local caps = d.captions:index_select(1, ridx)
-  local imgs = d.images:index_select(1, d.image_of:index_select(1, ridx))
+  local which = d.image_of:index_select(1, ridx)
+  if features then return features:index_select(1, which), caps end
+  local imgs = d.images:index_select(1, which)
   return imgs:view(count, 1, imgs:size(2), imgs:size(3)), caps
+end
+
+---The batch of images order[first .. first + count - 1] with their cell classes (for pretraining
+---the encoder as a cell classifier).
+---@param d table a split from load_split
+---@param order integer[] image numbers (e.g. a shuffle from rng.perm)
+---@param first integer
+---@param count integer
+---@return Tensor images uint8 B x 1 x 64 x 64
+---@return Tensor classes int64 B x 4: cell code + 1 (1 empty, 2..11 fashion, 12..21 digits)
+function M.cell_batch(d, order, first, count)
+  local r = {}
+  for k = 1, count do r[k] = order[first + k - 1] end
+  local idx = nn.tensor(r, "int64")
+  local imgs = d.images:index_select(1, idx)
+  return imgs:view(count, 1, imgs:size(2), imgs:size(3)), d.cells:index_select(1, idx):long() + 1
 end
 
 return M
