@@ -3,14 +3,17 @@
 # order and scoring) and, with --step-bench, of bench/nnlua_captioning_step.lua. JSON lines out.
 """usage: /usr/bin/python3 bench/torch_captioning.py [options]
 
-Training (default): the captioner of lua/nnlua/models/captioning.lua -- CNN encoder (conv 3x3 no
-bias -> BatchNorm -> ReLU -> 2x2 max pool, per entry of --channels, then flatten), affine to h0
-(c0 = 0), embedding, LSTM or RNN (batch_first), temporal affine, softmax loss masked at <NULL>
-(summed over time, averaged over captions) -- trained with Adam on data/captions. An epoch visits
-every training image once in an order drawn from the xorshift32 stream of examples/captioning.lua,
-each with one of its captions drawn from the same stream, so both sides see the same batches for
-the same seed. After each epoch: greedy decoding of the validation images, corpus BLEU-1..4 and
-the objects-named score. One JSON object per epoch on stdout.
+Training (default): the captioner of lua/nnlua/models/captioning.lua, with examples/captioning.lua's
+recipe. Encoder: conv 3x3 (no bias) -> BatchNorm -> ReLU -> 2x2 max pool per entry of --channels,
+then Linear + ReLU on each cell of the 2 x 2 grid (4 x --cell-dim features). Stage 1 (--pretrain-
+epochs): the encoder and a cell head (21 classes: empty, 10 clothes, 10 digits) trained on the
+training images' cells; then the encoder is frozen and its features computed once. Stage 2: affine
+to h0 (c0 = 0), embedding, LSTM or RNN (batch_first), temporal affine, softmax loss masked at <NULL>
+(summed over time, averaged over captions), Adam with exponential decay per epoch. An epoch visits
+every training image once in an order drawn from the xorshift32 stream of nnlua's captioning_data
+(the same draws in the same order), each image with one of its captions drawn from the same
+stream. After each epoch: greedy decoding of the validation images, corpus BLEU-1..4 and the
+objects-named score. One JSON object per epoch on stdout.
 
 --step-bench: the course's LSTM training step at N=25, T=16, D=512, W=256, H=512, V=1004 on random
 data (features, captions with random lengths); prints the median step time.
