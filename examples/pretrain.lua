@@ -16,7 +16,7 @@ OUT/resnet_small.safetensors, plus OUT/checkpoint.safetensors (a training checkp
   --data DIR          Fashion-MNIST IDX files (default data/fashion; scripts/get-data --fashion)
   --epochs E          passes over the 60,000 training images (default 2)
   --batch-size B      images per step (default 128)
-  --lr LR             initial learning rate (default 0.05)
+  --lr LR             initial learning rate (default 0.02)
   --momentum M        SGD momentum (default 0.9)
   --weight-decay WD   L2 weight decay (default 5e-4)
   --width W           channels of the first stage; the others have 2W and 4W (default 16)
@@ -40,7 +40,7 @@ local function die(msg)
 end
 
 function M.parse(args)
-  local o = { data = "data/fashion", epochs = 2, batch_size = 128, lr = 0.05, momentum = 0.9,
+  local o = { data = "data/fashion", epochs = 2, batch_size = 128, lr = 0.02, momentum = 0.9,
               weight_decay = 5e-4, seed = 0, out = "out/pretrain", width = 16, pool = 7 }
   local kinds = { ["--data"] = "data:s", ["--epochs"] = "epochs:i", ["--batch-size"] = "batch_size:i",
                   ["--lr"] = "lr:n", ["--momentum"] = "momentum:n", ["--weight-decay"] = "weight_decay:n",

@@ -144,6 +144,7 @@ local function safe_string(s)
   return s
 end
 
+local verbose = os.getenv("NNL_FUZZ_VERBOSE")
 local pool, npool = {}, 0
 local gen_value
 
@@ -303,7 +304,6 @@ local function hook()
   if steps > STEP_BUDGET then error("fuzz: step budget exceeded", 2) end
 end
 
-local verbose = os.getenv("NNL_FUZZ_VERBOSE")
 local function call(name, f, ...)
   steps = 0
   local t0 = verbose and nn.clock()
@@ -329,6 +329,194 @@ local function call(name, f, ...)
     end
     store(v)
   end
+end
+
+-- ---- recipes: layer ops with shapes that fit, so the kernels (and their backward) run ----
+
+local function small(lo, hi) return lo + u8() % (hi - lo + 1) end
+-- A valid-looking option value most of the time, anything at all sometimes.
+local function opt(lo, hi)
+  if u8() % 8 == 0 then return gen_value(1) end
+  return small(lo, hi)
+end
+local function rnd(...)
+  local t = nn.randn(...)
+  if u8() % 4 ~= 0 then t:requires_grad_() end
+  return t
+end
+-- 1-based labels in 1..n, sometimes out of range.
+local function labels(n, ...)
+  local t = nn.randint(1, n + 1, { ... })
+  if u8() % 8 == 0 and t:numel() > 0 then
+    local flat = t:reshape(-1):totable()
+    flat[1] = pick { 0, -1, n + 1, -100, math.maxinteger, math.mininteger }
+    t = nn.tensor(flat, "int64"):reshape(t:size()) -- exact: t[1] = v goes through a double
+  end
+  return t
+end
+local function maybe_view(t) -- a non-contiguous copy of the same values now and then
+  if u8() % 4 == 0 and t:dim() >= 2 then return t:transpose(1, 2):contiguous():transpose(1, 2) end
+  return t
+end
+
+local RECIPES = {
+  conv2d = function()
+    local g = small(1, 2)
+    local N, C, O, H, W, k = small(1, 2), g * small(1, 2), g * small(1, 2), small(1, 6), small(1, 6), small(1, 3)
+    local x, w = maybe_view(rnd(N, C, H, W)), rnd(O, C // g, k, small(1, 3))
+    local b = u8() % 2 == 0 and rnd(O) or nil
+    local pad = u8() % 8 == 0 and pick { "same", "valid" } or opt(0, 2)
+    local o = { stride = opt(1, 3), padding = pad, dilation = opt(1, 2), groups = g }
+    if verbose then
+      io.stderr:write(("conv2d x %s w %s b %s stride %s padding %s dilation %s groups %s\n"):format(
+        table.concat(x:size(), "x"), table.concat(w:size(), "x"), tostring(b ~= nil), tostring(o.stride),
+        tostring(o.padding), tostring(o.dilation), g))
+    end
+    return nn.F.conv2d(x, w, b, o)
+  end,
+  max_pool2d = function()
+    local x = maybe_view(rnd(small(1, 2), small(1, 3), small(1, 7), small(1, 7)))
+    return nn.F.max_pool2d(x, opt(1, 3), { stride = opt(1, 3), padding = opt(0, 1), dilation = opt(1, 2),
+      return_indices = u8() % 2 == 0 })
+  end,
+  avg_pool2d = function()
+    local x = maybe_view(rnd(small(1, 2), small(1, 3), small(1, 7), small(1, 7)))
+    return nn.F.avg_pool2d(x, opt(1, 3), { stride = opt(1, 3), padding = opt(0, 1),
+      count_include_pad = u8() % 2 == 0 })
+  end,
+  adaptive_avg_pool2d = function()
+    return nn.F.adaptive_avg_pool2d(rnd(small(1, 2), small(1, 3), small(1, 7), small(1, 7)),
+      u8() % 2 == 0 and opt(1, 5) or { opt(1, 5), opt(1, 5) })
+  end,
+  batch_norm = function()
+    local C = small(1, 3)
+    local x = rnd(small(1, 3), C, small(1, 3), small(1, 3))
+    if u8() % 2 == 0 then x = rnd(small(1, 4), C) end
+    local rm, rv = nn.zeros(C), nn.ones(C)
+    return nn.F.batch_norm(x, u8() % 4 ~= 0 and rm or nil, u8() % 4 ~= 0 and rv or nil, rnd(C), rnd(C),
+      { training = u8() % 2 == 0, momentum = u8() % 4 == 0 and gen_value(1) or 0.1, eps = pick(FLOATS) })
+  end,
+  linear = function()
+    local N, I, O = small(0, 3), small(1, 4), small(1, 4)
+    local x = u8() % 3 == 0 and rnd(small(1, 2), N, I) or rnd(N, I)
+    return nn.F.linear(maybe_view(x), rnd(O, I), u8() % 2 == 0 and rnd(O) or nil)
+  end,
+  recurrent = function()
+    local kind = pick { "rnn", "lstm", "gru" }
+    local G = kind == "lstm" and 4 or kind == "gru" and 3 or 1
+    local T, N, D, H, bf = small(1, 4), small(1, 3), small(1, 3), small(1, 3), u8() % 2 == 0
+    local x = u8() % 4 == 0 and rnd(T, D) or (bf and rnd(N, T, D) or rnd(T, N, D))
+    local batched = x:dim() == 3
+    local h0 = u8() % 3 ~= 0 and (batched and rnd(N, H) or rnd(H)) or nil
+    local w = { rnd(G * H, D), rnd(G * H, H), rnd(G * H), rnd(G * H) }
+    if u8() % 4 == 0 then w[3], w[4] = nil, nil end
+    if kind == "lstm" then
+      local c0 = h0 and (batched and rnd(N, H) or rnd(H)) or nil
+      return nn.F.lstm(x, h0, c0, w[1], w[2], w[3], w[4], { batch_first = bf })
+    end
+    local o = { batch_first = bf }
+    if kind == "rnn" and u8() % 2 == 0 then o.nonlinearity = pick { "relu", "tanh", "sigmoid" } end
+    return nn.F[kind](x, h0, w[1], w[2], w[3], w[4], o)
+  end,
+  cell = function()
+    local kind = pick { "rnn_cell", "lstm_cell", "gru_cell" }
+    local G = kind == "lstm_cell" and 4 or kind == "gru_cell" and 3 or 1
+    local N, D, H = small(1, 3), small(1, 3), small(1, 3)
+    local x = u8() % 4 == 0 and rnd(D) or rnd(N, D)
+    local h = x:dim() == 2 and rnd(N, H) or rnd(H)
+    if kind == "lstm_cell" then
+      return nn.F.lstm_cell(x, h, h:clone(), rnd(G * H, D), rnd(G * H, H), rnd(G * H), rnd(G * H))
+    end
+    return nn.F[kind](x, h, rnd(G * H, D), rnd(G * H, H), rnd(G * H), rnd(G * H))
+  end,
+  embedding = function()
+    local V, D = small(1, 5), small(1, 3)
+    local o = u8() % 2 == 0 and { padding_idx = opt(-V, V) } or nil
+    return nn.F.embedding(labels(V, small(1, 3), small(1, 3)), rnd(V, D), o)
+  end,
+  class_loss = function()
+    local N, C = small(1, 4), small(1, 4)
+    local x = u8() % 4 == 0 and rnd(C) or rnd(N, C)
+    local y = x:dim() == 1 and labels(C) :select(1, 1) or labels(C, N)
+    if u8() % 4 == 0 and x:dim() == 2 then x, y = rnd(N, C, 2), labels(C, N, 2) end
+    local o = { reduction = pick { "mean", "sum", "none", "bad" } }
+    if u8() % 2 == 0 then o.ignore_index = opt(-1, C) end
+    if u8() % 3 == 0 then o.weight = nn.rand(C) end
+    local f = u8() % 2 == 0 and "cross_entropy" or "nll_loss"
+    if f == "cross_entropy" and u8() % 2 == 0 then o.label_smoothing = pick(FLOATS) end
+    return nn.F[f](x, y, o)
+  end,
+  regression_loss = function()
+    local shape = gen_shape()
+    local x, y = rnd(shape), nn.rand(shape)
+    if u8() % 2 == 0 then
+      return nn.F.mse_loss(x, y, { reduction = pick { "mean", "sum", "none" } })
+    end
+    local o = { reduction = pick { "mean", "sum", "none" } }
+    if u8() % 2 == 0 then o.pos_weight = nn.rand(x:dim() > 0 and x:size(x:dim()) or 1) end
+    return nn.F.binary_cross_entropy_with_logits(x, y, o)
+  end,
+  softmax = function()
+    local x = maybe_view(rnd(small(1, 3), small(1, 4)))
+    local f = pick { "softmax", "log_softmax" }
+    return nn.F[f](x, opt(-2, 2))
+  end,
+  dropout = function()
+    local x = rnd(small(1, 2), small(1, 3), small(1, 3), small(1, 3))
+    return nn.F[pick { "dropout", "dropout2d" }](x, { p = pick { 0, 0.5, 1, 1.5, -0.1, nan }, training = u8() % 2 == 0 })
+  end,
+  image = function()
+    local img = nn.randint(0, 256, { small(1, 4), small(1, 6), small(1, 6) }):byte()
+    if u8() % 2 == 0 then img = img:float():div(255) end
+    local f = pick { "resize", "crop", "hflip", "normalize", "to_float" }
+    if f == "resize" then return nn.image.resize(img, opt(1, 8), opt(1, 8)) end
+    if f == "crop" then return nn.image.crop(img, opt(-2, 6), opt(-2, 6), opt(1, 6), opt(1, 6)) end
+    if f == "normalize" then
+      local c = img:size(1)
+      local m, sd = {}, {}
+      for i = 1, c do m[i], sd[i] = pick(FLOATS), pick(FLOATS) end
+      return nn.image.normalize(img:float(), m, sd)
+    end
+    return nn.image[f](img)
+  end,
+  index = function()
+    local x = rnd(small(1, 3), small(1, 4))
+    local d = small(1, 2)
+    local f = pick { "gather", "index_select", "scatter_add", "one_hot" }
+    if f == "index_select" then return nn.index_select(x, d, labels(x:size(d), small(0, 4))) end
+    if f == "one_hot" then return nn.one_hot(labels(small(1, 4), small(0, 4)), opt(0, 5)) end
+    local idx = labels(x:size(d), x:size(1), x:size(2))
+    if f == "gather" then return nn.gather(x, d, idx) end
+    return nn.scatter_add(x, d, idx, rnd(x:size(1), x:size(2)))
+  end,
+  matmul = function()
+    local a, b, c = small(0, 3), small(1, 3), small(1, 3)
+    local x = u8() % 3 == 0 and rnd(small(1, 2), a, b) or rnd(a, b)
+    local y = u8() % 3 == 0 and rnd(b) or rnd(b, c)
+    return nn.matmul(maybe_view(x), maybe_view(y))
+  end,
+  optim_step = function()
+    local p = nn.randn(small(1, 3), small(1, 3))
+    local g, s1, s2 = nn.randn(p:size()), nn.zeros(p:size()), nn.zeros(p:size())
+    local f = pick { "sgd_step", "adam_step", "adamw_step", "rmsprop_step" }
+    local o = { lr = pick(FLOATS) }
+    if f == "sgd_step" then
+      o.momentum, o.nesterov = opt(0, 1), u8() % 2 == 0
+      return nn._C.sgd_step(p, g, s1, o)
+    elseif f == "rmsprop_step" then
+      o.centered, o.momentum = u8() % 2 == 0, opt(0, 1)
+      return nn._C.rmsprop_step(p, g, s1, s2, nn.zeros(p:size()), o)
+    end
+    o.step, o.betas = opt(0, 3), u8() % 4 == 0 and { pick(FLOATS), pick(FLOATS) } or nil
+    return nn._C[f](p, g, s1, s2, u8() % 2 == 0 and nn.zeros(p:size()) or nil, o)
+  end,
+}
+local RECIPE_NAMES = sorted_keys(RECIPES)
+
+-- Backward through a result, with a gradient of the right size or something else.
+local function backward(t)
+  if not nn.is_tensor(t) or not t:is_requires_grad() then return end
+  if u8() % 2 == 0 then t:sum():backward() else t:backward(u8() % 4 == 0 and gen_value(1) or nn.ones(t:size())) end
 end
 
 local BINOPS = {
@@ -357,7 +545,7 @@ return function(input)
   pool, npool = {}, 0
   reset()
   for _ = 1, MAX_OPS do
-    local op = u8() % 10
+    local op = u8() % 12
     if done then break end
     if op <= 3 then -- a function
       local f = FUNCS[u16() % #FUNCS + 1]
@@ -381,6 +569,13 @@ return function(input)
         b = "fuzz_field"
       end
       call(BINOP_NAMES[i], BINOPS[i], a, b, c)
+    elseif op <= 10 then -- a recipe, then maybe backward through its result
+      local name = RECIPE_NAMES[u8() % #RECIPE_NAMES + 1]
+      call("recipe " .. name, function()
+        local r = table.pack(RECIPES[name]())
+        if u8() % 2 == 0 then backward(r[1]) end
+        return table.unpack(r, 1, r.n)
+      end)
     else
       store(gen_value(0))
     end

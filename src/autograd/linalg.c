@@ -196,14 +196,24 @@ nnl_tensor *nnl_matmul(nnl_tensor *a, nnl_tensor *b) {
 static void range_error(const char *fn, const nnl_tensor *index, int dim, int64_t size) {
   int64_t n = nnl_tensor_numel(index), idx[NNL_MAXDIM] = {0};
   for (int64_t i = 0; i < n; i++) {
-    int64_t v = (int64_t)nnl_tensor_get(index, idx);
+    /* read the int64 itself: through a double, values near 2^63 would not convert back */
+    int64_t v = -1, off = 0;
+    if (index->dtype == NNL_I64) {
+      for (int d = 0; d < index->ndim; d++) off += idx[d] * index->stride[d];
+      v = ((const int64_t *)nnl_tensor_data(index))[off];
+    } else {
+      double dv = nnl_tensor_get(index, idx);
+      if (dv > -9e18 && dv < 9e18) v = (int64_t)dv;
+    }
     if (v < 0 || v >= size) {
+      /* the 1-based value the user gave; unsigned, so INT64_MAX (from INT64_MIN - 1) wraps back */
+      long long shown = (long long)((uint64_t)v + 1);
       if (dim < 0)
         nnl_set_error("%s: class %lld is out of range for %lld classes (expected 1 to %lld)", fn,
-                      (long long)v + 1, (long long)size, (long long)size);
+                      shown, (long long)size, (long long)size);
       else
         nnl_set_error("%s: index %lld is out of range for dimension %d of size %lld", fn,
-                      (long long)v + 1, dim + 1, (long long)size);
+                      shown, dim + 1, (long long)size);
       return;
     }
     for (int d = index->ndim - 1; d >= 0; d--) {

@@ -178,8 +178,13 @@ static int m_one_hot(lua_State *L) {
   nnl_tensor *ix = nnlb_index0(L, 1, "one_hot");
   if (c < 0) { /* as PyTorch: one more than the largest class (1-based: the largest) */
     nnl_tensor *mx = nnl_tensor_numel(ix) ? nnl_reduce(NNL_RED_MAX, ix, -1, 0, NULL) : NULL;
-    c = mx ? (lua_Integer)nnl_tensor_get(mx, NULL) + 1 : 1;
+    double top = mx ? nnl_tensor_get(mx, NULL) : 0.0; /* 0-based */
     nnl_tensor_release(mx);
+    if (!(top < 9e15)) { /* no integer cast of a value past int64 (undefined in C) */
+      nnl_tensor_release(ix);
+      return luaL_error(L, "one_hot: class %f is too large", top + 1);
+    }
+    c = (lua_Integer)top + 1;
   }
   nnl_tensor *r = nnl_one_hot(ix, c);
   nnl_tensor_release(ix);

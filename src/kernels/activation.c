@@ -10,6 +10,10 @@
 #define SQRT_2_OVER_PI 0.79788456080286535588f /* sqrt(2 / pi) */
 #define GELU_CUBIC 0.044715f
 
+/* "if (parallel : ...)", not a bare "if (...)": on a combined parallel for simd a bare if clause
+ * applies to the simd part too (OpenMP 5), and small arrays would run scalar, one branch per
+ * element. */
+
 void nnl_relu_forward(float *Y,       /* (n) */
                       const float *X, /* (n) */
                       int64_t n) {

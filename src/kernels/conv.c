@@ -97,7 +97,8 @@ static void im2col(float *col, const float *x, const nnl_conv2d_dims *d, const g
       if (flat && rb > ra) {
         long q0 = (long)(ra - oh0) * OW + lo, q1 = (long)(rb - 1 - oh0) * OW + hi;
         long ih = (long)ra * d->stride_h - d->pad_h + ki * d->dil_h;
-        if (q1 > q0) memcpy(row + q0, xc + ih * d->W + lo + off, sizeof(float) * (q1 - q0));
+        /* with no valid column (lo == hi) the shifted copy would start or end outside the plane */
+        if (q1 > q0 && hi > lo) memcpy(row + q0, xc + ih * d->W + lo + off, sizeof(float) * (q1 - q0));
         for (int oh = ra; oh < rb; oh++) {
           float *o = row + (long)(oh - oh0) * OW;
           for (int ow = 0; ow < lo; ow++) o[ow] = 0.0f;
@@ -563,7 +564,8 @@ static void backward_image(float *dx, float *dw, const float *dy, const float *x
   for (int grp = 0; grp < d->groups; grp++) {
     long xoff = ((long)n * d->C + (long)grp * g->Cg) * g->HW;     /* (Cg, H, W) */
     const float *dyg = dy + ((long)n * d->F + (long)grp * g->Fg) * g->P; /* (Fg, OH*OW) */
-    const float *wg = weight + (long)grp * g->Fg * g->Kc;                /* (Fg, Kc) */
+    /* weight is NULL when dx is not wanted (autograd saves it only for dx): no offset on NULL */
+    const float *wg = dx ? weight + (long)grp * g->Fg * g->Kc : NULL;  /* (Fg, Kc) */
     float *dwg = dw ? dw + (long)grp * g->Fg * g->Kc : NULL;           /* (Fg, Kc) */
     int P = (int)g->P, Kc = (int)g->Kc;
     if (g->direct) { /* dW_g += dY_g · X_g^T, dX_g += W_g^T · dY_g */

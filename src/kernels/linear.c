@@ -48,6 +48,7 @@ void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
       for (int j = 0; j < len; j++) acc[j] = 0.0f;
       for (int n = 0; n < N; n++) {
         const float *dy = dY + (int64_t)n * O + o0;
+#pragma omp simd
         for (int j = 0; j < len; j++) acc[j] += dy[j];
       }
       for (int j = 0; j < len; j++) db[o0 + j] += acc[j];
