@@ -41,9 +41,17 @@ void nnlb_setfuncs(lua_State *L, const luaL_Reg *l);
 
 /* Each file adds its functions: methods go into the method table (on the stack top),
  * module functions into the module table. */
-void nnlb_open_tensor(lua_State *L, int methods, int module);
-void nnlb_open_math(lua_State *L, int methods, int module);
-void nnlb_open_functional(lua_State *L, int methods, int module); /* nn.F ops: layers */
-void nnlb_open_io(lua_State *L, int methods, int module);
+void nnlb_open_tensor(lua_State *L, int methods, int module);     /* tensor.c */
+void nnlb_open_math(lua_State *L, int methods, int module);       /* math.c */
+void nnlb_open_functional(lua_State *L, int methods, int module); /* functional.c: nn.F */
+void nnlb_open_F_spatial(lua_State *L, int F);                    /* functional_spatial.c */
+void nnlb_open_F_rnn(lua_State *L, int F);                        /* functional_rnn.c */
+void nnlb_open_optim(lua_State *L, int methods, int module);      /* optim.c: nn._C */
+void nnlb_open_io(lua_State *L, int methods, int module);         /* io.c: save/load, IDX */
+void nnlb_open_image(lua_State *L, int module);                   /* draw.c: nn.image, canvas */
+void nnlb_open_image_ops(lua_State *L, int module);               /* image_ops.c: transforms */
+void nnlb_open_json(lua_State *L, int module);                    /* json.c: nn.io.read_json */
+void nnlb_open_anomaly(lua_State *L, int module);                 /* anomaly.c */
+void nnlb_open_signal(lua_State *L, int module);                  /* signal.c: nn.interrupt */
 
 #endif

@@ -9,7 +9,6 @@
 #include "../io/io.h"
 #include "bind.h"
 
-void nnlb_open_image(lua_State *L, int module); /* called by io.c */
 
 #define CANVAS_MT "nnlua.Canvas"
 

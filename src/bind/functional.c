@@ -5,11 +5,7 @@
 #include "../autograd/layers.h"
 #include "bind.h"
 
-/* Files that land later register themselves only if linked in. */
-void nnlb_open_F_spatial(lua_State *L, int F) __attribute__((weak));
-void nnlb_open_F_rnn(lua_State *L, int F) __attribute__((weak));
 /* optim.c: nn._C (optimizer steps, sum_squares) and the tensor method mul_. */
-void nnlb_open_optim(lua_State *L, int methods, int module);
 
 /* ---- option tables ---- */
 
@@ -303,8 +299,8 @@ void nnlb_open_functional(lua_State *L, int methods, int module) {
   lua_newtable(L);
   int F = lua_gettop(L);
   luaL_setfuncs(L, functions, 0);
-  if (nnlb_open_F_spatial) nnlb_open_F_spatial(L, F);
-  if (nnlb_open_F_rnn) nnlb_open_F_rnn(L, F);
+  nnlb_open_F_spatial(L, F);
+  nnlb_open_F_rnn(L, F);
   lua_settop(L, F);
   lua_setfield(L, module, "F");
   nnlb_open_optim(L, methods, module);

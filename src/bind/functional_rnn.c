@@ -6,7 +6,6 @@
 #include "bind.h"
 
 /* Called by functional.c when this file is linked in. */
-void nnlb_open_F_rnn(lua_State *L, int F);
 
 /* The options argument: nil, or a table whose keys are all in keys (NULL-terminated). */
 static void check_opts(lua_State *L, int arg, const char *fn, const char *const *keys) {

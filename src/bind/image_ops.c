@@ -14,7 +14,6 @@
 #include "../kernels/imgproc.h"
 #include "bind.h"
 
-void nnlb_open_image_ops(lua_State *L, int module);
 
 #define PIPE_MT "nnlua.ImagePipeline"
 #define DIR_MT "nnlua.io.dir"

@@ -11,7 +11,6 @@
 #include "bind.h"
 
 /* nn.image and the canvas live in image.c; it has no header of its own. */
-void nnlb_open_image(lua_State *L, int module);
 
 /* ---- a box: Lua owns a C allocation until we are done, so an error cannot leak it ---- */
 

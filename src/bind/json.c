@@ -5,7 +5,6 @@
 #include "../io/io.h"
 #include "bind.h"
 
-void nnlb_open_json(lua_State *L, int module); /* called by module.c when linked in */
 
 #define JSONDOC_MT "nnlua.JsonDoc"
 

@@ -8,13 +8,6 @@
 
 #include "bind.h"
 
-/* Files that land later register themselves only if linked in. */
-void nnlb_open_functional(lua_State *L, int methods, int module) __attribute__((weak));
-void nnlb_open_io(lua_State *L, int methods, int module) __attribute__((weak));
-void nnlb_open_image_ops(lua_State *L, int module) __attribute__((weak));
-void nnlb_open_json(lua_State *L, int module) __attribute__((weak));
-void nnlb_open_anomaly(lua_State *L, int module) __attribute__((weak));
-void nnlb_open_signal(lua_State *L, int module) __attribute__((weak));
 
 static void apply_env_threads(void) {
   /* OMP_NUM_THREADS already sets OpenMP; make OpenBLAS agree with it. */
@@ -76,12 +69,12 @@ int luaopen_nnlua_core(lua_State *L) {
   int methods = lua_gettop(L);
   nnlb_open_tensor(L, methods, module);
   nnlb_open_math(L, methods, module);
-  if (nnlb_open_functional) nnlb_open_functional(L, methods, module);
-  if (nnlb_open_io) nnlb_open_io(L, methods, module);
-  if (nnlb_open_image_ops) nnlb_open_image_ops(L, module);
-  if (nnlb_open_json) nnlb_open_json(L, module);
-  if (nnlb_open_anomaly) nnlb_open_anomaly(L, module);
-  if (nnlb_open_signal) nnlb_open_signal(L, module);
+  nnlb_open_functional(L, methods, module);
+  nnlb_open_io(L, methods, module);
+  nnlb_open_image_ops(L, module);
+  nnlb_open_json(L, module);
+  nnlb_open_anomaly(L, module);
+  nnlb_open_signal(L, module);
   lua_pushvalue(L, methods);
   lua_setfield(L, module, "Tensor");
   lua_pushcfunction(L, l_clock);

@@ -34,7 +34,6 @@
 #include "../kernels/tensorops.h"
 #include "bind.h"
 
-void nnlb_open_optim(lua_State *L, int methods, int module);
 
 /* ---- arguments ---- */
 
