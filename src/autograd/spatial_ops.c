@@ -100,6 +100,12 @@ static int window_out(const char *fn, const nnl_tensor *x, const batch *b, const
                       const int s[2], const int p[2], const int d[2], int *OH, int *OW) {
   long eh = (long)d[0] * (k[0] - 1) + 1, ew = (long)d[1] * (k[1] - 1) + 1;
   long ph = b->H + 2L * p[0], pw = b->W + 2L * p[1];
+  /* the kernels index in int: padded extents and strides up to 2^30 keep every offset in range */
+  if (ph > INT_MAX / 2 || pw > INT_MAX / 2 || s[0] > INT_MAX / 2 || s[1] > INT_MAX / 2) {
+    nnl_set_error("%s: stride %dx%d or padding %dx%d is too large (padded input %ldx%ld; each "
+                  "must be at most %d)", fn, s[0], s[1], p[0], p[1], ph, pw, INT_MAX / 2);
+    return -1;
+  }
   if (eh > ph || ew > pw) {
     char xs[160], span[128] = "";
     if (d[0] != 1 || d[1] != 1)
