@@ -57,6 +57,8 @@ def parse():
     p.add_argument("--hidden-dim", type=int, default=512)
     p.add_argument("--channels", default="16,32,64,64")
     p.add_argument("--cell-dim", type=int, default=128)
+    p.add_argument("--encoder-output", default="probs", choices=["probs", "hidden"])
+    p.add_argument("--init-c", action="store_true", help="the LSTM's c0 from the features too")
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     p.add_argument("--val-limit", type=int, default=0, help="score the first N validation images only")
     p.add_argument("--seed", type=int, default=0)
@@ -220,11 +222,12 @@ def score_objects(cells, hyps):
 
 # ---- the model ----
 
-def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128):
+def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128, output="probs", init_c=False):
     nn = torch.nn
 
     class CellEncoder(nn.Module):
-        """nnlua.models.captioning's CellEncoder: conv blocks, then Linear + ReLU on each grid cell."""
+        """nnlua.models.captioning's CellEncoder: conv blocks, then per grid cell Linear + ReLU + Linear
+        to 21 class scores; features: the class probabilities (or the hidden layer) of the 4 cells."""
 
         def __init__(self):
             super().__init__()
@@ -235,7 +238,9 @@ def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128):
                 cin, side = c, side // 2
             self.conv = nn.Sequential(*layers)
             self.fc = nn.Linear(cin * (side // 2) ** 2, cell_dim)
+            self.head = nn.Linear(cell_dim, 21)
             self.c, self.s = cin, side // 2
+            self.dim = 4 * (21 if output == "probs" else cell_dim)
 
         def cells(self, x):
             f = self.conv(x)
@@ -243,8 +248,13 @@ def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128):
             f = f.view(n, c, 2, s, 2, s).permute(0, 2, 4, 1, 3, 5).reshape(n * 4, c * s * s)
             return torch.relu(self.fc(f))
 
+        def logits(self, x):
+            return self.head(self.cells(x))
+
         def forward(self, x):
-            return self.cells(x).view(x.shape[0], 4 * cell_dim)
+            if output == "hidden":
+                return self.cells(x).view(x.shape[0], self.dim)
+            return torch.softmax(self.logits(x), 1).view(x.shape[0], self.dim)
 
     class Captioner(nn.Module):
         def __init__(self):
@@ -252,10 +262,12 @@ def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128):
             if channels is None:
                 self.encoder, fdim = nn.Identity(), feature_dim
             else:
-                self.encoder, fdim = CellEncoder(), 4 * cell_dim
-                self.cell_head = nn.Linear(cell_dim, 21)
+                self.encoder = CellEncoder()
+                fdim = self.encoder.dim
             self.fdim = fdim
             self.init_h = nn.Linear(fdim, H)
+            if init_c:
+                self.init_c = nn.Linear(fdim, H)
             self.embed = nn.Embedding(V, W)
             self.rnn = {"lstm": nn.LSTM, "rnn": nn.RNN, "gru": nn.GRU}[cell](W, H, batch_first=True)
             self.vocab = nn.Linear(H, V)
@@ -265,12 +277,14 @@ def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128):
             return x if x.dim() == 2 else self.encoder(x)
 
         def cell_loss(self, images, cells):  # cells: N x 4 classes 0..20 (0 empty)
-            f = self.features(images)
-            logits = self.cell_head(f.reshape(-1, self.fdim // 4))
+            logits = self.encoder.logits(images)
             return nn.functional.cross_entropy(logits, cells.reshape(-1)), logits
 
         def state(self, images):
-            h0 = self.init_h(self.features(images)).unsqueeze(0)
+            f = self.features(images)
+            h0 = self.init_h(f).unsqueeze(0)
+            if init_c:
+                return (h0, self.init_c(f).unsqueeze(0))
             return (h0, torch.zeros_like(h0)) if self.cell == "lstm" else h0
 
         def forward(self, images, captions):
@@ -382,15 +396,15 @@ def train(torch, a):
     n_val = a.val_limit or val["n"]
     torch.manual_seed(a.seed)
     model = build(torch, len(vocab), a.wordvec_dim, a.hidden_dim, a.cell,
-                  channels=[int(c) for c in a.channels.split(",")], cell_dim=a.cell_dim)
+                  channels=[int(c) for c in a.channels.split(",")], cell_dim=a.cell_dim,
+                  output=a.encoder_output, init_c=a.init_c)
     rng = XorShift(a.seed)
     common = {"bench": "captioning", "impl": "pytorch", "seed": a.seed, "threads": torch.get_num_threads()}
 
     # stage 1: the encoder as a classifier of the grid cells (examples/captioning.lua's recipe)
     pretrain_s, cell_acc = 0.0, None
     if a.pretrain_epochs > 0:
-        popt = torch.optim.Adam(list(model.encoder.parameters()) + list(model.cell_head.parameters()),
-                                lr=a.pretrain_lr)
+        popt = torch.optim.Adam(model.encoder.parameters(), lr=a.pretrain_lr)
         psched = torch.optim.lr_scheduler.ExponentialLR(popt, gamma=a.pretrain_decay)
         for epoch in range(1, a.pretrain_epochs + 1):
             order = [i for i in rng.perm(tr["n"])]
@@ -424,7 +438,7 @@ def train(torch, a):
         feat_s = time.perf_counter() - t0
     else:
         xval = images_tensor(torch, val["images"][:n_val])
-    params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("cell_head.")]
+    params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=a.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=a.lr_decay)
     for epoch in range(1, a.epochs + 1):

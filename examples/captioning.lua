@@ -11,9 +11,9 @@ local USAGE = [[
 usage: nnlua examples/captioning.lua [options]
 
 Image captioning as in the course: a CNN encoder (conv 3x3 -> batch norm -> ReLU -> 2x2 max pool per
---channels entry, then an affine + ReLU layer on each cell of the 2 x 2 grid: 4 x --cell-dim
-features), its features -> the initial hidden state, word embeddings, an LSTM or RNN, scores over
-the vocabulary; softmax loss over captions_out masked at <NULL>, Adam.
+--channels entry, then per cell of the 2 x 2 grid affine -> ReLU -> affine to 21 class scores:
+empty, 10 clothes, 10 digits), its features -> the initial hidden state, word embeddings, an LSTM
+or RNN, scores over the vocabulary; softmax loss over captions_out masked at <NULL>, Adam.
 
 Two stages by default, as the course uses features of a pretrained CNN: (1) the encoder is trained
 as a classifier of the grid cells (empty, 10 clothes, 10 digits) on the training images' object
@@ -41,7 +41,10 @@ val_samples.png to --out. bench/torch_captioning.py is the PyTorch twin (same re
   --length-norm         rank beam hypotheses by log-probability per token instead of the sum
   --wordvec-dim W       word vector size (default 256)   --hidden-dim H   hidden size (default 512)
   --channels LIST       encoder channels (default 16,32,64,64)
-  --cell-dim C          encoder features per grid cell (default 128: 4 x 128 = 512 features)
+  --cell-dim C          the encoder's fc size per grid cell (default 128)
+  --encoder-output probs|hidden   features: each cell's class probabilities (default; 4 x 21) or
+                        its fc features (4 x --cell-dim)
+  --init-c              the LSTM's c0 from the features too (default: c0 = 0, as the course)
   --limit N             train on the first N images only  --val-limit N   score N validation images
   --threads T           threads for kernels and BLAS (default: as started)
   --seed S              initial weights, image order and caption choice (default 0)
@@ -57,7 +60,7 @@ end
 
 local function parse(args)
   local o = { data = "data/captions", cell = "lstm", seed = 0, out = "out/captioning", beam = 1,
-              wordvec_dim = 256, hidden_dim = 512, channels = "16,32,64,64", cell_dim = 128, pretrain_lr = 2e-3,
+              wordvec_dim = 256, hidden_dim = 512, channels = "16,32,64,64", cell_dim = 128, encoder_output = "probs", pretrain_lr = 2e-3,
               pretrain_decay = 0.6 }
   local kinds = { ["--data"] = "data:s", ["--cell"] = "cell:s", ["--epochs"] = "epochs:i",
                   ["--batch-size"] = "batch_size:i", ["--lr"] = "lr:n", ["--lr-decay"] = "lr_decay:n",
@@ -67,7 +70,7 @@ local function parse(args)
                   ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i",
                   ["--val-limit"] = "val_limit:i", ["--wordvec-dim"] = "wordvec_dim:i",
                   ["--hidden-dim"] = "hidden_dim:i", ["--channels"] = "channels:s",
-                  ["--cell-dim"] = "cell_dim:i" }
+                  ["--cell-dim"] = "cell_dim:i", ["--encoder-output"] = "encoder_output:s" }
   local i = 1
   while args[i] do
     local a = args[i]
@@ -76,7 +79,7 @@ local function parse(args)
     if a == "--help" or a == "-h" then
       print(USAGE)
       os.exit(0)
-    elseif a == "--json" or a == "--no-save" or a == "--length-norm" then
+    elseif a == "--json" or a == "--no-save" or a == "--length-norm" or a == "--init-c" then
       o[a:sub(3):gsub("-", "_")] = true
     elseif kinds[a] then
       local field, kind = kinds[a]:match("^(.*):(.)$")
@@ -215,8 +218,8 @@ local function main(args)
   nn.manual_seed(o.seed)
   local model = Captioner{ vocab_size = #vocab.idx_to_word, wordvec_dim = o.wordvec_dim,
                            hidden_dim = o.hidden_dim, cell = o.cell, channels = o.channel_list,
-                           cell_dim = o.cell_dim,
-                           cell_classes = 21 }
+                           cell_dim = o.cell_dim, encoder_output = o.encoder_output,
+                           init_c = o.init_c }
   local rng = D.rng(o.seed)
   if not o.json then
     log:write(("captioning on %s: %d training images%s, %d validation images, vocabulary %d, %d threads\n%s\n")
@@ -229,16 +232,13 @@ local function main(args)
   if o.encoder then
     local sd, enc = nn.load(o.encoder), {}
     for k, v in pairs(sd) do
-      if k:match("^encoder%.") or k:match("^cell_head%.") then enc[k] = v end
+      if k:match("^encoder%.") then enc[k] = v end
     end
     model:load_state_dict(enc, { strict = false })
     log:write(("encoder from %s\n"):format(o.encoder))
   end
   if o.pretrain_epochs > 0 then
-    local params = {}
-    for _, p in ipairs(model.encoder:parameters()) do params[#params + 1] = p end
-    for _, p in ipairs(model.cell_head:parameters()) do params[#params + 1] = p end
-    local popt = nn.optim.Adam(params, { lr = o.pretrain_lr })
+    local popt = nn.optim.Adam(model.encoder:parameters(), { lr = o.pretrain_lr })
     local psched = nn.optim.ExponentialLR(popt, { gamma = o.pretrain_decay })
     for epoch = 1, o.pretrain_epochs do
       local order, t0 = rng.perm(n_train), nn.clock()
@@ -283,7 +283,7 @@ local function main(args)
   end
   local params = {}
   for name, p in model:named_parameters() do
-    if p:is_requires_grad() and not name:match("^cell_head%.") then params[#params + 1] = p end
+    if p:is_requires_grad() then params[#params + 1] = p end
   end
   local opt = nn.optim.Adam(params, { lr = o.lr })
   local sched = nn.optim.ExponentialLR(opt, { gamma = o.lr_decay })
@@ -377,6 +377,7 @@ local function main(args)
     nn.save(ckpt, model:state_dict(), {
       example = "captioning", cell = o.cell, vocab_size = tostring(#vocab.idx_to_word),
       wordvec_dim = tostring(o.wordvec_dim), hidden_dim = tostring(o.hidden_dim), channels = o.channels, cell_dim = tostring(o.cell_dim),
+      encoder_output = o.encoder_output, init_c = tostring(o.init_c == true),
       epochs = tostring(o.epochs), pretrain_epochs = tostring(o.pretrain_epochs), lr = tostring(o.lr),
       batch_size = tostring(o.batch_size), seed = tostring(o.seed), overfit = tostring(o.overfit or 0),
       final_loss = ("%.5f"):format(last_loss),

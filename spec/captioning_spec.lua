@@ -16,7 +16,7 @@ local V = 20
 local function small(cell, seed)
   nn.manual_seed(seed or 1)
   return Captioner{ vocab_size = V, wordvec_dim = 8, hidden_dim = 12, cell = cell, channels = { 2, 4 },
-                    cell_dim = 6, image_size = 16, max_len = 7, cell_classes = 5 }
+                    cell_dim = 6, image_size = 16, max_len = 7 }
 end
 local CAPS = {
   { 2, 5, 6, 7, 3, 1, 1, 1 },
@@ -47,11 +47,11 @@ describe("Captioner", function()
     local s = table.concat(names, " ")
     for _, want in ipairs({ "encoder.conv.0.weight", "encoder.fc.weight", "init_h.weight", "embed.weight",
                             "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "vocab.weight",
-                            "vocab.bias", "cell_head.weight" }) do
+                            "vocab.bias", "encoder.head.weight" }) do
       assert(s:find(want, 1, true), "missing parameter " .. want .. " in " .. s)
     end
     local x, caps = batch()
-    assert.are.equal("[4,24]", shape(m:features(x)))  -- 4 cells x cell_dim 6
+    assert.are.equal("[4,84]", shape(m:features(x)))  -- 4 cells x 21 class probabilities
     local scores, out = m:scores(x, caps)
     assert.are.equal("[4,7,20]", shape(scores))
     assert.are.equal("[4,7]", shape(out))
@@ -125,12 +125,12 @@ describe("Captioner", function()
   it("pretrains the encoder as a cell classifier, then freezes it and takes its features", function()
     local m = small()
     local x, caps = batch()
-    assert.are.equal("[16,5]", shape(m:cell_logits(x)))
+    assert.are.equal("[16,21]", shape(m:cell_logits(x)))
     local cells = nn.tensor({ { 1, 2, 3, 4 }, { 5, 1, 1, 2 }, { 3, 3, 1, 1 }, { 1, 1, 1, 4 } }, "int64")
     local loss = m:cell_loss(x, cells)
     assert.are.equal(0, loss:dim())
     loss:backward()
-    assert(m.encoder.fc.weight.grad and m.cell_head.weight.grad, "no gradient reached the encoder or the head")
+    assert(m.encoder.fc.weight.grad and m.encoder.head.weight.grad, "no gradient reached the encoder's layers")
     assert.is_nil(m.init_h.weight.grad)
     m:freeze_encoder()
     m:train()
@@ -138,11 +138,11 @@ describe("Captioner", function()
     assert.is_true(m.rnn.training)
     for _, p in ipairs(m.encoder:parameters()) do assert.is_false(p:is_requires_grad()) end
     local f = m:encode(x)
-    assert.are.equal("[4,24]", shape(f))
+    assert.are.equal("[4,84]", shape(f))
     local a, b = m(x, caps):item(), m(f, caps):item()
     assert(math.abs(a - b) < 1e-5, ("loss from images %.6f, from their features %.6f"):format(a, b))
     assert.are.same(m:sample(x):totable(), m:sample(f):totable())
-    assert.has_error(function() m(nn.zeros(4, 7), caps) end, "Captioner: features must be N x 24, got [4,7]")
+    assert.has_error(function() m(nn.zeros(4, 7), caps) end, "Captioner: features must be N x 84, got [4,7]")
   end)
 
   it("overfits four examples: a few dozen Adam steps lower the loss a lot", function()
@@ -195,16 +195,34 @@ describe("Captioner", function()
     end
   end)
 
-  it("beam search of width 1 is greedy decoding; wider beams score at least as well here", function()
+  it("beam search of width 1 is greedy decoding; its scores are the captions' log-probabilities", function()
     local m = small("lstm", 5)
     local x = batch()
     local g = m:sample(x):totable()
-    local b1, s1 = m:beam_search(x, { beam = 1 })
+    local b1 = m:beam_search(x, { beam = 1 })
     assert.are.same(g, b1:totable())
-    local _, s4 = m:beam_search(x, { beam = 4 })
-    for n = 1, 4 do assert(s4[n] >= s1[n] - 1e-4, ("image %d: beam 4 %.4f < beam 1 %.4f"):format(n, s4[n], s1[n])) end
-    local ln = m:beam_search(x, { beam = 3, length_norm = true })
-    for n, row in ipairs(ln:totable()) do check_row(row, "length-normalised row " .. n) end
+    -- the score beam search reports for each caption is the caption's log-probability under
+    -- teacher forcing: the states were reordered with their hypotheses correctly
+    for _, opts in ipairs({ { beam = 3 }, { beam = 4, length_norm = true } }) do
+      local ids, scores = m:beam_search(x, opts)
+      local rows = ids:totable()
+      local caps = {}
+      for n, row in ipairs(rows) do
+        check_row(row, "beam row " .. n)
+        caps[n] = { D.START, table.unpack(row) }
+      end
+      m:eval()
+      local lp = nn.no_grad(function() return nn.F.log_softmax((m:scores(x, nn.tensor(caps, "int64"))), 3):totable() end)
+      for n, row in ipairs(rows) do
+        local want = 0
+        for t, id in ipairs(row) do
+          if id == D.NULL then break end
+          want = want + lp[n][t][id]
+        end
+        assert(math.abs(want - scores[n]) < 1e-4, ("beam %d row %d: score %.5f, teacher forcing %.5f")
+          :format(opts.beam, n, scores[n], want))
+      end
+    end
     assert.has_error(function() m:beam_search(x, { beam = 0 }) end, "beam_search: beam must be a positive integer")
   end)
 

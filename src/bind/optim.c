@@ -164,9 +164,9 @@ static int adam_any(lua_State *L, int decoupled) {
   nonneg(L, fn, "lr", lr), nonneg(L, fn, "eps", eps), nonneg(L, fn, "weight_decay", wd);
   if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
     return luaL_error(L, "%s: betas must be in [0, 1), got {%f, %f}", fn, b1, b2);
-  if (!(step >= 1) || step != floor(step))
-    return luaL_error(L, "%s: step must be an integer >= 1 (1 on the first step), got %f", fn,
-                      step);
+  if (!(step >= 1 && step <= 9007199254740992.0) || step != floor(step)) /* int64 cast below */
+    return luaL_error(L, "%s: step must be an integer >= 1 (1 on the first step) and at most 2^53, "
+                      "got %f", fn, step);
   nnl_tensor *gc = grad_contig(L, g);
   if (decoupled)
     nnl_adamw_step(fd(p), fd(m), fd(v), fd(vmax), fd(gc), nnl_tensor_numel(p), lr, b1, b2, eps,

@@ -229,6 +229,7 @@ static size_t direct_need(const nnl_conv2d_dims *d, const geom *g, const dgeom *
   return n;
 }
 
+#if NNL_CONV_DIRECT
 /* xp: (C, HP, WP), borders already zero <- x: (C, H, W) */
 static void pad_image(float *xp, const float *x, const nnl_conv2d_dims *d, const dgeom *q) {
   for (int c = 0; c < d->C; c++)
@@ -237,7 +238,6 @@ static void pad_image(float *xp, const float *x, const nnl_conv2d_dims *d, const
              x + ((long)c * d->H + h) * d->W, sizeof(float) * d->W);
 }
 
-#if NNL_CONV_DIRECT
 /* y[f0..f0+FB-1][oh][ow0 .. ow0 + NV*DV) (clipped to OW) = bias + sum over taps. FB <= 8 and
  * NV <= 2 are constants at every call, so acc lives in registers. */
 __attribute__((target("avx512f"), always_inline)) static inline void
@@ -494,18 +494,21 @@ static void forward_image(float *y, const float *x, const float *weight, const f
     float *yg = y + ((long)n * d->F + (long)grp * g->Fg) * g->P;       /* (Fg, OH*OW) */
     const float *wg = weight + (long)grp * g->Fg * g->Kc;              /* (Fg, Kc) */
     int P = (int)g->P, Kc = (int)g->Kc;
+    /* y starts as the broadcast bias and the gemms add onto it (beta = 1): with beta = 0 the
+     * gemm would clear y first, and the bias would be one more pass over it */
+    float beta = bias ? 1.0f : 0.0f;
+    if (bias)
+      for (int f = 0; f < g->Fg; f++) {
+        float b = bias[grp * g->Fg + f], *yr = yg + f * g->P;
+        for (long p = 0; p < g->P; p++) yr[p] = b;
+      }
     if (g->direct)
-      nnl_sgemm(0, 0, g->Fg, P, Kc, 1.0f, wg, Kc, xg, P, 0.0f, yg, P);
+      nnl_sgemm(0, 0, g->Fg, P, Kc, 1.0f, wg, Kc, xg, P, beta, yg, P);
     else
       for (int oh0 = 0; oh0 < g->OH; oh0 += g->band) {
         int oh1 = oh0 + g->band < g->OH ? oh0 + g->band : g->OH, bp = (oh1 - oh0) * g->OW;
         im2col_band(col, xg, d, g, oh0, oh1, par);
-        nnl_sgemm(0, 0, g->Fg, bp, Kc, 1.0f, wg, Kc, col, bp, 0.0f, yg + (long)oh0 * g->OW, P);
-      }
-    if (bias)
-      for (int f = 0; f < g->Fg; f++) {
-        float b = bias[grp * g->Fg + f], *yr = yg + f * g->P;
-        for (long p = 0; p < g->P; p++) yr[p] += b;
+        nnl_sgemm(0, 0, g->Fg, bp, Kc, 1.0f, wg, Kc, col, bp, beta, yg + (long)oh0 * g->OW, P);
       }
   }
 }

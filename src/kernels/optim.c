@@ -142,6 +142,7 @@ static void adam_update(float *param, float *exp_avg, float *exp_avg_sq, float *
 #ifdef NNL_AVX512
   wide = __builtin_cpu_supports("avx512f") != 0;
 #endif
+  (void)wide;
   int64_t nblocks = (n + ADAM_BLOCK - 1) / ADAM_BLOCK;
 #pragma omp parallel for if (n > NNL_PAR_MIN)
   for (int64_t b = 0; b < nblocks; b++) {

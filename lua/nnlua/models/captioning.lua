@@ -10,8 +10,7 @@ local NULL, START, END = data.NULL, data.START, data.END
 ---word embedding, an RNN/LSTM/GRU, vocabulary projection; greedy and beam decoding.
 ---Children: encoder, init_h (Linear feature_dim -> H, the course's W_proj), embed (Embedding V x W),
 ---rnn (nn.LSTM / nn.RNN / nn.GRU, batch_first), vocab (Linear H -> V over N x T x H), and with
----cell_classes = K, cell_head (Linear C -> K on each grid cell's C features: a classifier that
----pretrains the encoder with direct labels, see cell_loss and freeze_encoder).
+---init_c = true, init_c (Linear feature_dim -> H: c0 from the features too, not only h0).
 ---Wherever a method takes images (uint8 or float, N x S x S or N x 1 x S x S) it also takes the
 ---encoder's output, float N x feature_dim (2-D): precomputed features, as the course uses.
 ---@class nn.models.Captioner : nn.Module
@@ -19,23 +18,30 @@ local Captioner = Module:extend("Captioner")
 
 local CELLS = { lstm = "LSTM", rnn = "RNN", gru = "GRU" }
 local KNOWN = { vocab_size = true, wordvec_dim = true, hidden_dim = true, cell = true, encoder = true,
-                feature_dim = true, channels = true, image_size = true, max_len = true, cell_classes = true,
-                cell_dim = true }
+                feature_dim = true, channels = true, image_size = true, max_len = true, cell_dim = true,
+                encoder_output = true, init_c = true }
 
----The default image encoder: a conv stack that keeps the data's 2 x 2 grid apart, then a small
----fully connected layer per grid cell (the same weights for every cell): the "fc7" features of each
----cell, concatenated in reading order. Per entry of channels a block conv 3x3 (padding 1, no bias),
----BatchNorm2d, ReLU, 2x2 max pool (child conv, a Sequential); each cell's patch of the last map
----(C x s x s) -> Linear -> ReLU (child fc) gives cell_dim features; feature_dim = 4 * cell_dim.
+---The default image encoder, a classifier of the data's 2 x 2 grid cells: a conv stack (child conv:
+---per entry of channels conv 3x3 with padding 1 and no bias, BatchNorm2d, ReLU, 2x2 max pool), then
+---for each cell its patch of the last map -> Linear -> ReLU (child fc, cell_dim features) -> Linear
+---(child head, class scores: empty, 10 clothes, 10 digits). The same weights serve every cell. Its
+---output, cells in reading order: the class probabilities (output = "probs", 4 x classes
+---features) or the fc features (output = "hidden", 4 x cell_dim). Pretrained as a classifier
+---(Captioner:cell_loss) and frozen, it plays the part of the course's pretrained CNN; measured here,
+---the decoder learns from "probs" several times faster than from "hidden".
 ---@class nn.models.CellEncoder : nn.Module
 local CellEncoder = Module:extend("CellEncoder")
 Captioner.CellEncoder = CellEncoder
 
----CellEncoder{channels = {16, 32, 64, 64}, image_size = 64, cell_dim = 128}
----@param opts? {channels?: integer[], image_size?: integer, cell_dim?: integer}
+---CellEncoder{channels = {16, 32, 64, 64}, image_size = 64, cell_dim = 128, classes = 21, output = "probs"}
+---@param opts? {channels?: integer[], image_size?: integer, cell_dim?: integer, classes?: integer, output?: "probs"|"hidden"}
 function CellEncoder:init(opts)
   opts = opts or {}
-  local channels, size, cell_dim = opts.channels or { 16, 32, 64, 64 }, opts.image_size or 64, opts.cell_dim or 128
+  local channels, size = opts.channels or { 16, 32, 64, 64 }, opts.image_size or 64
+  local cell_dim, classes, output = opts.cell_dim or 128, opts.classes or 21, opts.output or "probs"
+  if output ~= "probs" and output ~= "hidden" then
+    error("CellEncoder: output must be \"probs\" or \"hidden\", got " .. tostring(output), 3)
+  end
   local layers, cin, side = {}, 1, size
   for _, c in ipairs(channels) do
     layers[#layers + 1] = nn.Conv2d(cin, c, 3, { padding = 1, bias = false })
@@ -50,10 +56,12 @@ function CellEncoder:init(opts)
   end
   self.conv = nn.Sequential(layers)
   self.fc = nn.Linear(cin * (side // 2) * (side // 2), cell_dim)
-  self.channels, self.side, self.cell_dim, self.feature_dim = cin, side, cell_dim, 4 * cell_dim
+  self.head = nn.Linear(cell_dim, classes)
+  self.channels, self.side, self.cell_dim, self.classes, self.output = cin, side, cell_dim, classes, output
+  self.feature_dim = 4 * (output == "probs" and classes or cell_dim)
 end
 
----The features of each grid cell, cells of an image in reading order.
+---The fc features of each grid cell, the cells of an image in reading order.
 ---@param x Tensor float N x 1 x S x S
 ---@return Tensor (N * 4, cell_dim)
 function CellEncoder:cells(x)
@@ -64,24 +72,32 @@ function CellEncoder:cells(x)
   return nn.F.relu(self.fc(patches))
 end
 
+---Class scores of each grid cell.
 ---@param x Tensor float N x 1 x S x S
----@return Tensor (N, 4 * cell_dim)
+---@return Tensor (N * 4, classes)
+function CellEncoder:logits(x)
+  return self.head(self:cells(x))
+end
+
+---@param x Tensor float N x 1 x S x S
+---@return Tensor (N, feature_dim)
 function CellEncoder:forward(x)
-  return self:cells(x):view(x:size(1), self.feature_dim)
+  local N = x:size(1)
+  if self.output == "hidden" then return self:cells(x):view(N, self.feature_dim) end
+  return nn.F.softmax(self:logits(x), 2):view(N, self.feature_dim)
 end
 
 function CellEncoder:extra_repr()
-  return ("cells=2x2, cell_dim=%d, feature_dim=%d"):format(self.cell_dim, self.feature_dim)
+  return ("cells=2x2, cell_dim=%d, classes=%d, output=%s, feature_dim=%d")
+    :format(self.cell_dim, self.classes, self.output, self.feature_dim)
 end
 
 ---The default encoder and its output size.
----@param channels? integer[] default {16, 32, 64, 64}
----@param image_size? integer default 64
----@param cell_dim? integer default 128
+---@param opts? table CellEncoder's options
 ---@return nn.models.CellEncoder encoder
 ---@return integer feature_dim
-function Captioner.default_encoder(channels, image_size, cell_dim)
-  local e = CellEncoder{ channels = channels, image_size = image_size, cell_dim = cell_dim }
+function Captioner.default_encoder(opts)
+  local e = CellEncoder(opts)
   return e, e.feature_dim
 end
 
@@ -93,11 +109,12 @@ end
 ---@field cell? "lstm"|"rnn"|"gru" (default "lstm")
 ---@field encoder? nn.Module an image encoder (default: default_encoder(channels, image_size))
 ---@field feature_dim? integer the encoder's output size (required with encoder)
----@field channels? integer[] the default encoder's blocks (default {16, 32, 64, 64})
----@field cell_dim? integer the default encoder's features per grid cell (default 128: 512 in all)
+---@field channels? integer[] the default encoder's conv blocks (default {16, 32, 64, 64})
+---@field cell_dim? integer the default encoder's fc size per grid cell (default 128)
+---@field encoder_output? "probs"|"hidden" the default encoder's features (default "probs")
+---@field init_c? boolean the LSTM's c0 from the features as well (default false: c0 = 0, the course)
 ---@field image_size? integer (default 64)
 ---@field max_len? integer longest generated caption (default 16)
----@field cell_classes? integer K: adds cell_head, a per-cell classifier (features: 4 cells x C, reading order)
 
 ---nn.models.Captioner{vocab_size = V, ...}
 ---@param opts nn.models.Captioner.opts
@@ -120,7 +137,8 @@ function Captioner:init(opts)
       error("Captioner: with an encoder, give its output size as feature_dim", 3)
     end
   else
-    encoder, fdim = Captioner.default_encoder(opts.channels, opts.image_size, opts.cell_dim)
+    encoder, fdim = Captioner.default_encoder{ channels = opts.channels, image_size = opts.image_size,
+                                               cell_dim = opts.cell_dim, output = opts.encoder_output }
   end
   self.cell, self.vocab_size, self.wordvec_dim, self.hidden_dim = cell, V, W, H
   self.feature_dim, self.max_len = fdim, opts.max_len or 16
@@ -129,11 +147,9 @@ function Captioner:init(opts)
   self.embed = nn.Embedding(V, W)
   self.rnn = nn[CELLS[cell]](W, H, { batch_first = true })
   self.vocab = nn.Linear(H, V)
-  if opts.cell_classes then
-    if math.type(opts.cell_classes) ~= "integer" or opts.cell_classes < 2 or fdim % 4 ~= 0 then
-      error("Captioner: cell_classes must be an integer >= 2, with features of 4 cells x C", 3)
-    end
-    self.cell_head = nn.Linear(fdim // 4, opts.cell_classes)
+  if opts.init_c then
+    if cell ~= "lstm" then error("Captioner: init_c needs the lstm cell", 3) end
+    self.init_c = nn.Linear(fdim, H)
   end
 end
 
@@ -164,13 +180,14 @@ function Captioner:features(images)
 end
 
 ---Scores of each grid cell's classes, in reading order (top left, top right, bottom left, bottom
----right), from the features through cell_head (needs the cell_classes option).
----@param images Tensor N x 1 x S x S, or features
----@return Tensor logits (N * 4, K)
+---right): the encoder's logits (the default CellEncoder has them).
+---@param images Tensor N x 1 x S x S
+---@return Tensor logits (N * 4, classes)
 function Captioner:cell_logits(images)
-  if not self.cell_head then error("Captioner: cell_logits needs the cell_classes option", 2) end
-  local f = self:features(images)
-  return self.cell_head(f:view(f:size(1) * 4, self.feature_dim // 4))
+  if type(self.encoder.logits) ~= "function" then
+    error("Captioner: cell_logits needs an encoder with a logits method (the default CellEncoder)", 2)
+  end
+  return self.encoder:logits(prepare(images))
 end
 
 ---The cell classifier's mean cross-entropy: pretrains the encoder with direct labels.
@@ -220,11 +237,14 @@ function Captioner:encode(images, opts)
   return #parts == 1 and parts[1] or nn.cat(parts, 1)
 end
 
----The initial state of the recurrent layer: h0 = features W_projᵀ + b (c0 = 0 for the LSTM).
+---The initial state of the recurrent layer: h0 = features W_projᵀ + b; for the LSTM c0 = 0, or with
+---init_c an affine map of the features too.
 ---@param feats Tensor (N, feature_dim)
----@return Tensor|Tensor[] state h0 (1, N, H), or {h0, c0}
+---@return Tensor h0 (N, H)
+---@return Tensor|nil c0 (N, H) for the LSTM
 function Captioner:initial_state(feats)
   local h0 = self.init_h(feats)
+  if self.init_c then return h0, self.init_c(feats) end
   if self.cell == "lstm" then return h0, nn.zeros(h0:size(1), self.hidden_dim) end
   return h0
 end
@@ -322,7 +342,7 @@ function Captioner:sample(images, opts)
   end)
 end
 
--- The k best of the candidates {score =, rank =, ...} by rank (descending), ties to the earlier.
+-- The k best of the candidates {rank =, order =, ...} (descending rank, ties to the earlier).
 local function top_k(cands, k)
   table.sort(cands, function(a, b)
     if a.rank ~= b.rank then return a.rank > b.rank end
@@ -333,10 +353,15 @@ local function top_k(cands, k)
   return best
 end
 
----Beam search: each image keeps `beam` hypotheses; one that emits <END> is finished and keeps its
----score. Ranking: the sum of token log-probabilities (<END> included), or with length_norm that sum
----over the number of tokens (no bias towards short captions). beam = 1 is greedy.
----@param images Tensor N x 1 x S x S
+---Beam search: each image keeps the `beam` best unfinished hypotheses. Every step their extensions
+---are ranked together; an extension by <END> that ranks among the first `beam` is a finished
+---hypothesis and is kept aside (so longer hypotheses that score worse in the end cannot push it out
+---of the beam), and the best `beam` other extensions form the next beam. The answer is the best
+---finished hypothesis; at max_len the unfinished ones compete too. Ranking: the sum of token
+---log-probabilities (<END> included), or with length_norm that sum over the number of tokens (no
+---bias towards short captions). Without length_norm the search stops once no unfinished hypothesis
+---can catch up with the best finished one. beam = 1 is greedy decoding.
+---@param images Tensor N x 1 x S x S, or features
 ---@param opts? {beam?: integer, max_len?: integer, length_norm?: boolean} defaults 3, the model's max_len, false
 ---@return Tensor ids int64 (N, max_len)
 ---@return number[] logp the chosen captions' total log-probabilities
@@ -347,61 +372,57 @@ function Captioner:beam_search(images, opts)
   return inference(self, function()
     local h, c = self:initial_state(self:features(images))
     local N, V = h:size(1), self.vocab_size
-    -- every image starts with k copies of the <START> state; only the first copy is alive at
-    -- first, so the k beams do not all extend the same prefix
+    -- k rows of state per image; at first only one hypothesis (the empty one) is alive
     local rep = {}
     for i = 1, N do for _ = 1, k do rep[#rep + 1] = i end end
     local rep_idx = nn.tensor(rep, "int64")
     h = h:index_select(1, rep_idx)
     if c then c = c:index_select(1, rep_idx) end
-    local beams = {}
+    local alive, finished = {}, {}
     for i = 1, N do
-      beams[i] = {}
-      for b = 1, k do
-        beams[i][b] = { words = {}, score = b == 1 and 0 or -math.huge, done = false, row = (i - 1) * k + b }
-      end
+      alive[i], finished[i] = { { words = {}, score = 0, row = (i - 1) * k + 1 } }, {}
     end
     local word = nn.full({ N * k }, START, "int64")
-    for _ = 1, max_len do
+    for t = 1, max_len do
       h, c = self:_step(nn.F.embedding(word, self.embed.weight), h, c)
       local logp = nn.F.log_softmax(nn.F.linear(h, self.vocab.weight, self.vocab.bias), 2):totable()
-      local src, next_word, all_done = {}, {}, true
+      local src, next_word, any_alive = {}, {}, false
       for i = 1, N do
         local cands, order = {}, 0
-        for _, bm in ipairs(beams[i]) do
-          if bm.score > -math.huge then
-            if bm.done then
-              order = order + 1
-              cands[#cands + 1] = { parent = bm, score = bm.score, rank = bm.rank, order = order }
-            else
-              local lp, len = logp[bm.row], #bm.words + 1
-              for v = 1, V do
-                local s = bm.score + lp[v]
-                order = order + 1
-                cands[#cands + 1] = { parent = bm, word = v, score = s, rank = norm and s / len or s,
-                                      order = order }
-              end
+        for _, hyp in ipairs(alive[i]) do
+          local lp = logp[hyp.row]
+          for v = 1, V do
+            local s = hyp.score + lp[v]
+            order = order + 1
+            cands[#cands + 1] = { parent = hyp, word = v, score = s, rank = norm and s / t or s, order = order }
+          end
+        end
+        local ranked, nb, fin = top_k(cands, t == max_len and 1 or 2 * k), {}, finished[i]
+        for pos, cd in ipairs(ranked) do
+          if cd.word == END or t == max_len then -- complete: aside if it made the first k
+            if pos <= k and (not fin.best or cd.rank > fin.best.rank) then
+              local words = { table.unpack(cd.parent.words) }
+              words[#words + 1] = cd.word
+              fin.best = { words = words, score = cd.score, rank = cd.rank }
             end
-          end
-        end
-        local best, nb = top_k(cands, k), {}
-        for b = 1, k do
-          local cd, row = best[b], (i - 1) * k + b
-          if cd then
+          elseif #nb < k then
+            local row = (i - 1) * k + #nb + 1
             local words = { table.unpack(cd.parent.words) }
-            if cd.word then words[#words + 1] = cd.word end
-            local done = cd.parent.done or cd.word == END or #words >= max_len
-            nb[b] = { words = words, score = cd.score, rank = cd.rank, done = done, row = row }
-            src[row], next_word[row] = cd.parent.row, cd.word or END
-            all_done = all_done and done
-          else -- fewer candidates than beams (tiny vocabularies): an empty slot
-            nb[b] = { words = {}, score = -math.huge, done = true, row = row }
-            src[row], next_word[row] = row, END
+            words[#words + 1] = cd.word
+            nb[#nb + 1] = { words = words, score = cd.score, row = row }
+            src[row], next_word[row] = cd.parent.row, cd.word
           end
         end
-        beams[i] = nb
+        -- without length_norm scores only fall: stop when the best finished one is out of reach
+        if nb[1] and not norm and fin.best and fin.best.score >= nb[1].score then nb = {} end
+        if nb[1] then any_alive = true end
+        for b = #nb + 1, k do -- unused rows: any state, any word
+          local row = (i - 1) * k + b
+          src[row], next_word[row] = row, END
+        end
+        alive[i] = nb
       end
-      if all_done then break end
+      if not any_alive then break end
       local idx = nn.tensor(src, "int64")
       h = h:index_select(1, idx)
       if c then c = c:index_select(1, idx) end
@@ -409,10 +430,7 @@ function Captioner:beam_search(images, opts)
     end
     local rows, scores = {}, {}
     for i = 1, N do
-      local best
-      for _, bm in ipairs(beams[i]) do
-        if bm.score > -math.huge and (not best or bm.rank > best.rank) then best = bm end
-      end
+      local best = finished[i].best
       local row = {}
       for t = 1, max_len do row[t] = best.words[t] or NULL end
       rows[i], scores[i] = row, best.score
