@@ -71,6 +71,7 @@ static void valid_rows(const nnl_conv2d_dims *d, const geom *g, int ki, int oh0,
                        int *b) {
   valid_range(g->OH, d->H, d->stride_h, ki * d->dil_h - d->pad_h, a, b);
   if (*a < oh0) *a = oh0;
+  if (*a > oh1) *a = oh1; /* the valid rows may all lie below this band */
   if (*b > oh1) *b = oh1;
   if (*b < *a) *b = *a;
 }
