@@ -19,7 +19,7 @@ local lazy = {
 for _, name in ipairs(require("nnlua.nn").names) do lazy[name] = "nnlua.nn." .. name end
 lazy.init = "nnlua.nn_init"
 lazy.optim = "nnlua.optim"
-lazy.utils = lazy.utils or "nnlua.utils.clip_grad" -- nn.utils.clip_grad_norm (until a utils/init.lua)
+lazy.utils = lazy.utils or "nnlua.utils" -- nn.utils: clip_grad_norm, save/load_checkpoint
 setmetatable(nn, {
   __index = function(t, k)
     local path = lazy[k]

@@ -1,0 +1,8 @@
+-- nnlua.utils: training utilities gathered under nn.utils: gradient clipping and checkpoints.
+local clip_grad = require "nnlua.utils.clip_grad"
+local checkpoint = require "nnlua.utils.checkpoint"
+
+local utils = {}
+for k, v in pairs(clip_grad) do utils[k] = v end
+for k, v in pairs(checkpoint) do utils[k] = v end
+return utils
