@@ -17,8 +17,9 @@ def main(path):
         vals = [r[field] for r in groups.get(key, []) if field in r]
         return statistics.median(vals) if vals else None
 
-    print("\n== micro (medians) ==")
-    print(f"{'op':8} {'impl':10} {'median ms':>10} {'rate':>12}")
+    if any(k[0] == "micro" for k in groups):
+        print("\n== micro (medians) ==")
+        print(f"{'op':8} {'impl':10} {'median ms':>10} {'rate':>12}")
     for op, unit in (("matmul", "gflops"), ("add", "gbps"), ("relu", "gbps")):
         for impl in ("nnlua", "C cblas", "C loop", "pytorch"):
             t = med(("micro", op, impl), "median_s")
@@ -60,6 +61,25 @@ def main(path):
         if "nnlua" in res and "pytorch" in res:
             print(f"epoch time ratio nnlua/PyTorch {res['nnlua'][0] / res['pytorch'][0]:.3f}; "
                   f"inference throughput ratio {res['nnlua'][1] / res['pytorch'][1]:.3f}")
+
+    for bench, title, ops in (("captioning_step", "captioning: LSTM training step, course shapes", ("",)),
+                              ("resnet", "resnet18 224x224 batch 8", ("infer", "train_step"))):
+        if not any(k[0] == bench for k in groups):
+            continue
+        print(f"\n== {title} (median of per-run medians) ==")
+        print(f"{'op':11} {'impl':8} {'median ms':>10} {'cpu ms':>8} {'runs':>5}")
+        for op in ops:
+            t = {}
+            for impl in ("nnlua", "pytorch"):
+                rs = groups.get((bench, op, impl), [])
+                if not rs:
+                    continue
+                t[impl] = statistics.median(r["median_s"] for r in rs)
+                cpu = [r["cpu_s"] for r in rs if "cpu_s" in r]
+                cpu_ms = f"{statistics.median(cpu) * 1e3:8.1f}" if cpu else f"{'-':>8}"
+                print(f"{op or 'step':11} {impl:8} {t[impl] * 1e3:10.1f} {cpu_ms} {len(rs):5d}")
+            if len(t) == 2:
+                print(f"{op or 'step':11} time ratio nnlua/PyTorch {t['nnlua'] / t['pytorch']:.3f}")
 
 
 if __name__ == "__main__":
