@@ -26,8 +26,15 @@ OUT/resnet_small.safetensors, plus OUT/checkpoint.safetensors (a training checkp
   --seed S            initial weights and shuffling (default 0)
   --out DIR           output directory (default out/pretrain)
   --limit N           train on the first N training images only
-  --resume            continue from OUT/checkpoint.safetensors (model, optimizer, schedule, RNG)
-  --help              this text]]
+  --checkpoint-every N  also write the checkpoint every N steps (default 0: at epoch ends only)
+  --resume            continue from OUT/checkpoint.safetensors (model, optimizer, schedule, RNG); after
+                      an interrupted epoch, that epoch runs again from its start
+  --help              this text
+
+The checkpoint is written atomically at the end of each epoch and on Ctrl-C, which stops at the end
+of the running step and exits with status 130 (a second Ctrl-C stops at once). A loss that becomes
+NaN or Inf stops training with status 3, keeping the last checkpoint written (one is only written
+while every parameter is finite).]]
 
 local M = {}
 
@@ -44,7 +51,8 @@ function M.parse(args)
               weight_decay = 5e-4, seed = 0, out = "out/pretrain", width = 16, pool = 7 }
   local kinds = { ["--data"] = "data:s", ["--epochs"] = "epochs:i", ["--batch-size"] = "batch_size:i",
                   ["--lr"] = "lr:n", ["--momentum"] = "momentum:n", ["--weight-decay"] = "weight_decay:n",
-                  ["--threads"] = "threads:i", ["--width"] = "width:i", ["--pool"] = "pool:i", ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i" }
+                  ["--threads"] = "threads:i", ["--width"] = "width:i", ["--pool"] = "pool:i", ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i",
+                  ["--checkpoint-every"] = "checkpoint_every:i" }
   local i = 1
   while args[i] do
     local a, val = args[i], nil
@@ -76,6 +84,7 @@ function M.parse(args)
     i = i + 1
   end
   if o.epochs < 1 or o.batch_size < 1 then die("--epochs and --batch-size must be positive") end
+  if (o.checkpoint_every or 0) < 0 then die("--checkpoint-every must be 0 or more steps") end
   return o
 end
 
@@ -118,39 +127,66 @@ function M.main(args)
   local ckpt_path, weights_path = o.out .. "/checkpoint.safetensors", o.out .. "/resnet_small.safetensors"
   local first, acc = 1, nil
   if o.resume then
-    local info = ckpt.load_checkpoint(ckpt_path, { model = model, optimizer = opt, scheduler = sched, loader = loader })
+    local ok_r, info = pcall(ckpt.load_checkpoint, ckpt_path,
+                             { model = model, optimizer = opt, scheduler = sched, loader = loader })
+    if not ok_r then
+      io.stderr:write("pretrain.lua: --resume: ", tostring(info), "\n")
+      os.exit(1)
+    end
     first, acc = info.epoch + 1, info.extra.test_acc
     print(("resuming after epoch %d of %s (test accuracy %.2f%%)"):format(info.epoch, ckpt_path, 100 * (acc or 0)))
   end
+  -- Ctrl-C and a NaN loss (nn.utils.TrainingGuard): the checkpoint records the epochs completed, so
+  -- one written mid-epoch (Ctrl-C) resumes by running that epoch again with the weights it holds
+  local epoch_done = false -- its steps, the scheduler step and the test pass
+  local guard = nn.utils.TrainingGuard{
+    name = "pretrain.lua", model = model,
+    save = function(at)
+      local done = epoch_done and at.epoch or at.epoch - 1
+      ckpt.save_checkpoint(ckpt_path, { model = model, optimizer = opt, scheduler = sched, loader = loader, epoch = done,
+                                        extra = { test_acc = acc, saved = at.why, step = at.step } })
+      return ckpt_path
+    end,
+  }
   print(("resnet_small on Fashion-MNIST (%s): %d training, %d test images, %d parameters, %d threads")
     :format(o.data, #train, #test, model:num_parameters(), nn.get_num_threads()))
 
   for epoch = first, o.epochs do
     model:train()
+    epoch_done = false
     local bar = nn.progress{ total = #loader, epoch = epoch, epochs = o.epochs }
+    guard.bar = bar
     local loss_sum, correct, seen, step = 0, 0, 0, 0
     local t0 = nn.clock()
     for xb, yb in loader:iter() do
       opt:zero_grad()
       local logits = model(xb)
       local loss = nn.F.cross_entropy(logits, yb)
+      step = step + 1
+      local l = guard:at(epoch, step):check_loss(loss) -- before backward: the weights stay good
       loss:backward()
       opt:step()
       local n = yb:size(1)
-      step, seen = step + 1, seen + n
-      loss_sum = loss_sum + loss:item() * n
+      seen = seen + n
+      loss_sum = loss_sum + l * n
       correct = correct + nn.metrics.correct(logits:detach(), yb)
       bar:update(step, { loss = loss_sum / seen, acc = correct / seen, samples = n })
+      local every = o.checkpoint_every or 0
+      if every > 0 and step % every == 0 then guard:checkpoint("every " .. every .. " steps") end
+      guard:poll()
     end
     bar:finish()
+    guard.bar = nil
     local train_s = nn.clock() - t0
     sched:step()
     acc = M.evaluate(model, xte, yte, 200)
     print(("epoch %d: %.1f s, train loss %.4f, train acc %.2f%%, test acc %.2f%%, next lr %.4g")
       :format(epoch, train_s, loss_sum / seen, 100 * correct / seen, 100 * acc, opt.param_groups[1].lr))
-    ckpt.save_checkpoint(ckpt_path, { model = model, optimizer = opt, scheduler = sched, loader = loader,
-                                      epoch = epoch, extra = { test_acc = acc } })
+    epoch_done = true
+    guard:poll(" (its end)") -- Ctrl-C during the test pass
+    guard:checkpoint("end of epoch")
   end
+  guard:close()
   nn.save(weights_path, model:state_dict(), {
     arch = "resnet_small", num_classes = 10, in_channels = 1, width = o.width, pool = o.pool, mean = M.MEAN, std = M.STD,
     dataset = "Fashion-MNIST", epochs = o.epochs, test_acc = ("%.4f"):format(acc or 0), seed = o.seed,

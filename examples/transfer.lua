@@ -45,7 +45,11 @@ training, Resize(256) + CenterCrop(224) + Normalize for validation; DIR holds tr
   --seed S           new layer's weights, shuffling and augmentation (default 0)
   --out DIR          where results go (default out/transfer/<data set name>)
   --pretrain-epochs E  epochs of examples/pretrain.lua when the backbone must be trained (default 2)
-  --help             this text]]
+  --help             this text
+
+Ctrl-C stops at the end of the running step, writes the best weights so far (OUT/best-<regime>
+.safetensors, atomically) and exits with status 130 (a second Ctrl-C stops at once). A loss that
+becomes NaN or Inf stops training with status 3, after writing the best weights so far.]]
 
 local function die(msg, code)
   io.stderr:write("transfer.lua: ", msg, "\n", code == 2 and "(--help lists the options)\n" or "")
@@ -159,29 +163,36 @@ end
 
 -- ---- training: the tutorial's train_model ----
 
-local function train_model(model, opt, sched, loaders, o, name)
-  local best_acc, best_epoch, best_state = -1, 0, nil
+-- run: the best weights so far (best_acc, best_epoch, best_state), kept up to date so that the guard
+-- can save them when Ctrl-C stops the run; only weights that are all finite become the best.
+local function train_model(model, opt, sched, loaders, o, name, guard, run)
+  run.best_acc, run.best_epoch = -1, 0
   local hist = { train_s = {}, epoch_s = {}, val_acc = {}, train_acc = {} }
   for epoch = 1, o.epochs do
     local t_epoch = nn.clock()
     -- train phase
     model:train()
     local bar = nn.progress{ total = #loaders.train, epoch = epoch, epochs = o.epochs, prefix = name }
+    guard.bar = bar
     local loss_sum, correct, seen, step = 0, 0, 0, 0
     local t0 = nn.clock()
     for xb, yb in loaders.train:iter() do
       opt:zero_grad()
       local logits = model(xb)
       local loss = nn.F.cross_entropy(logits, yb)
+      step = step + 1
+      local l = guard:at(epoch, step):check_loss(loss) -- before backward: the weights stay good
       loss:backward()
       opt:step()
       local n = yb:size(1)
-      step, seen = step + 1, seen + n
-      loss_sum = loss_sum + loss:item() * n
+      seen = seen + n
+      loss_sum = loss_sum + l * n
       correct = correct + nn.metrics.correct(logits:detach(), yb)
       bar:update(step, { loss = loss_sum / seen, acc = correct / seen, samples = n })
+      guard:poll()
     end
     bar:finish()
+    guard.bar = nil
     local train_s = nn.clock() - t0
     sched:step()
     -- val phase
@@ -199,14 +210,17 @@ local function train_model(model, opt, sched, loaders, o, name)
     hist.train_s[epoch], hist.epoch_s[epoch] = train_s, nn.clock() - t_epoch
     hist.val_acc[epoch], hist.train_acc[epoch] = acc, correct / seen
     print(("%s epoch %d/%d: train loss %.4f acc %.2f%% (%.2f s) | val loss %.4f acc %.2f%%%s"):format(name, epoch,
-      o.epochs, loss_sum / seen, 100 * correct / seen, train_s, vloss / vseen, 100 * acc, acc > best_acc and "  *best" or ""))
-    if acc > best_acc then
-      best_acc, best_epoch, best_state = acc, epoch, {}
-      for k, t in pairs(model:state_dict()) do best_state[k] = t:clone() end
+      o.epochs, loss_sum / seen, 100 * correct / seen, train_s, vloss / vseen, 100 * acc, acc > run.best_acc and "  *best" or ""))
+    if acc > run.best_acc and nn.utils.all_finite(model) then
+      local best = {}
+      for k, t in pairs(model:state_dict()) do best[k] = t:clone() end
+      run.best_acc, run.best_epoch, run.best_state = acc, epoch, best
     end
+    guard:poll(" (its end)") -- Ctrl-C during the validation pass
   end
-  model:load_state_dict(best_state)
-  return { best_acc = best_acc, best_epoch = best_epoch, best_state = best_state, hist = hist }
+  if run.best_state then model:load_state_dict(run.best_state) end
+  run.hist = hist
+  return run
 end
 
 local function mean(list, from)
@@ -292,11 +306,25 @@ local function main(args)
     }
     print(("\n== %s: %s trainable of %s parameters =="):format(regime, resnet.ResNet.thousands(model:num_parameters{ trainable = true }),
       resnet.ResNet.thousands(model:num_parameters())))
-    local r = train_model(model, opt, sched, loaders, o, regime)
+    -- the best weights so far are this regime's checkpoint: written at its end, and on Ctrl-C
+    local r = { ckpt = ("%s/best-%s.safetensors"):format(o.out, regime) }
+    local function save_best(why)
+      nn.save(r.ckpt, r.best_state, { regime = regime, best_val_acc = ("%.4f"):format(r.best_acc), epoch = r.best_epoch,
+        classes = table.concat(trainset.classes, ","), data = o.data, backbone = o.weights, saved = why })
+      return r.ckpt
+    end
+    local guard = nn.utils.TrainingGuard{
+      name = "transfer.lua", stage = regime, save_on_nan = true, -- what it saves is good by construction
+      save = function(at)
+        if not r.best_state then return nil, "no epoch finished yet" end
+        return save_best(at.why)
+      end,
+    }
+    train_model(model, opt, sched, loaders, o, regime, guard, r)
+    guard:close()
+    if not r.best_state then die(regime .. ": no epoch gave weights without NaN or Inf", 3) end
     r.regime, r.trainable = regime, model:num_parameters{ trainable = true }
-    r.ckpt = ("%s/best-%s.safetensors"):format(o.out, regime)
-    nn.save(r.ckpt, r.best_state, { regime = regime, best_val_acc = ("%.4f"):format(r.best_acc), epoch = r.best_epoch,
-      classes = table.concat(trainset.classes, ","), data = o.data, backbone = o.weights })
+    save_best("best epoch")
     r.grid = ("%s/predictions-%s.png"):format(o.out, regime)
     r.shown, r.wrong = prediction_grid(model, valset, loaders.val, rec, r.grid)
     results[#results + 1] = r

@@ -176,4 +176,120 @@ describe("errors", function()
     end)
     assert.matches("tensor was closed", msg)
   end)
+
+  it("argument errors name the function when called through pcall or from C", function()
+    local function perr(f, ...)
+      local ok, e = pcall(f, ...)
+      assert.is_false(ok)
+      return e
+    end
+    local t = nn.zeros(2, 3)
+    assert.equals("bad argument #1 to 'nn.zeros' (invalid option 'x')", perr(nn.zeros, "x"))
+    assert.equals("bad argument #2 to 'nn.Tensor.view' (number expected, got string)", perr(t.view, t, "a"))
+    assert.equals("bad argument #1 to 'nn.Tensor.view' (tensor expected, got number)", perr(t.view, 3, 4))
+    assert.equals("bad argument #2 to 'nn.Tensor.get' (number expected, got string)", perr(t.get, t, "a", 1))
+    assert.equals("bad argument #2 to 'nn.matmul' (tensor expected, got string)", perr(nn.matmul, t, "x"))
+    assert.equals("bad argument #1 to 'nn.F.relu' (tensor expected, got number)", perr(nn.F.relu, 3))
+    assert.equals("bad argument #1 to 'nn.load' (string expected, got table)", perr(nn.load, {}))
+    assert.equals("bad argument #1 to 'nn.ones' (sizes must be non-negative integers, got -2.0)", perr(nn.ones, -2))
+    assert.equals("bad argument #2 to 'nn.Tensor.narrow' (number has no integer representation)", perr(t.narrow, t, 1.5, 1, 1))
+    -- a function in both nn and nn.Tensor goes by its nn name, whichever table it was taken from
+    assert.equals("bad argument #1 to 'nn.sum' (tensor expected, got number)", perr(t.sum, 3))
+    -- methods of other types: by the type's name
+    local c = nn.image.canvas(4, 4)
+    assert.matches("^bad argument #%d to 'nnlua%.Canvas%.%w+'", perr(c.line, c, "a"))
+    -- called from Lua: the name at the call site, with self not counted in a method call, as Lua does
+    assert.matches("bad argument #1 to 'view' %(number expected, got string%)", err(function() return t:view("a") end))
+    local fake = setmetatable({}, { __index = { view = nn.Tensor.view } })
+    assert.matches("calling 'view' on bad self %(tensor expected, got table%)", err(function() return fake:view(2) end))
+  end)
+
+  it("int64 elements keep all 64 bits; floats written into int64 truncate toward zero", function()
+    local big = (1 << 53) + 1 -- not a double
+    local t = nn.tensor({ big, -big, math.maxinteger, math.mininteger }, "int64")
+    assert.equals(big, t[1])
+    assert.equals(-big, t[2])
+    assert.equals(math.maxinteger, t[3])
+    assert.equals(math.mininteger, t[4])
+    assert.equals("integer", math.type(t[1]))
+    assert.equals(big, nn.tensor(big, "int64"):item())
+    assert.equals(big, nn.tensor({ big }, "int64"):item())
+    assert.equals(big, nn.full({ 2 }, big, "int64")[2])
+    assert.equals(big, nn.full_like(t, big)[4])
+    local z = nn.zeros(3, "int64")
+    z[2] = big
+    assert.equals(big, z[2])
+    z:set(big + 2, 3)
+    assert.equals(big + 2, z:get(3))
+    assert.same({ 0, big, big + 2 }, z:totable())
+    z:fill_(big)
+    assert.same({ big, big, big }, z:totable())
+    local m = nn.zeros(2, 3, "int64")
+    m:t():fill_(big) -- through a non-contiguous view
+    assert.equals(big, m:max():item())
+    assert.equals(big, m:min():item())
+    m[2] = -big
+    assert.same({ { big, big, big }, { -big, -big, -big } }, m:totable())
+    -- float values: truncated toward zero (as PyTorch's conversion)
+    assert.same({ 2, -2, 0, 3 }, nn.tensor({ 2.7, -2.7, 0.5, 3.0 }, "int64"):totable())
+    z[1] = -3.9
+    z:set(7.99, 2)
+    assert.same({ -3, 7 }, { z[1], z[2] })
+    assert.same({ 1, 1 }, nn.full({ 2 }, 1.9, "int64"):totable())
+    assert.equals(-1, nn.tensor(-1.5, "int64"):item())
+  end)
+
+  it("nn.load names the file when its tensors do not fit or it is damaged", function()
+    local path = os.tmpname()
+    finally(function() os.remove(path) end)
+    nn.save(path, nn.Linear(3, 2):state_dict())
+    local sd = nn.load(path)
+    assert.equals(path, getmetatable(sd).source)
+    local msg = err(function() nn.Linear(4, 2):load_state_dict(sd) end)
+    assert.matches("Error%(s%) in loading state_dict for Linear from " .. path:gsub("%p", "%%%0") .. ":", msg)
+    assert.matches("size mismatch for weight", msg)
+    msg = err(function() nn.Linear(3, 2, { bias = false }):load_state_dict(nn.load(path)) end)
+    assert.matches("for Linear from " .. path:gsub("%p", "%%%0") .. ":\n\tUnexpected key%(s%) in state_dict: \"bias\"", msg)
+    -- a table not from nn.load: PyTorch's message
+    assert.matches("for Linear:\n", err(function() nn.Linear(4, 2):load_state_dict({ weight = nn.zeros(1) }) end))
+    -- truncated files: every prefix fails with the path in the message, none crashes
+    local f = assert(io.open(path, "rb"))
+    local bytes = f:read("a")
+    f:close()
+    for _, n in ipairs({ 0, 7, 8, 9, 40, #bytes // 2, #bytes - 1 }) do
+      local g = assert(io.open(path, "wb"))
+      g:write(bytes:sub(1, n))
+      g:close()
+      local ok, e = pcall(nn.load, path)
+      assert.is_false(ok, "prefix of " .. n .. " bytes loaded")
+      assert.is_truthy(tostring(e):find("nn.load: " .. path .. ":", 1, true), e)
+    end
+    -- a corrupt header
+    local g = assert(io.open(path, "wb"))
+    g:write(bytes:sub(1, 8), ("x"):rep(#bytes - 8))
+    g:close()
+    assert.matches("^nn%.load: " .. path:gsub("%p", "%%%0") .. ": ", select(2, pcall(nn.load, path)))
+  end)
+
+  it("survives the crashes found by hand: 3-input broadcast shapes, narrow overflow", function()
+    -- where() with an 8-d operand used to overrun the autograd node and crash at collection
+    local m = nn.tensor({ 1, 0, 1 }, "uint8")
+    local a = nn.tensor(3):requires_grad()
+    local b = nn.randn(1, 1, 1, 1, 1, 1, 1, 1):requires_grad()
+    local y = nn.where(m, a, b)
+    assert.same({ 1, 1, 1, 1, 1, 1, 1, 3 }, y:size())
+    y:sum():backward()
+    assert.equals(2, a.grad:item())
+    assert.equals(1, b.grad:sum():item())
+    y, a, b = nil, nil, nil
+    collectgarbage()
+    -- narrow() with start + length past the largest integer used to read outside the tensor
+    local x = nn.randn(3, 4)
+    assert.matches("narrow: start 9223372036854775807 and length 2 exceed dimension 1 of size 3",
+      err(function() return x:narrow(1, math.maxinteger, 2) end))
+    assert.matches("narrow: start 2 and length 9223372036854775807 exceed dimension 1 of size 3",
+      err(function() return x:narrow(1, 2, math.maxinteger) end))
+    assert.matches("narrow: start 2 and length %-9223372036854775808 exceed",
+      err(function() return x:narrow(1, 2, math.mininteger) end))
+  end)
 end)

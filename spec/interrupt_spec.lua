@@ -205,3 +205,183 @@ describe("nn.save under SIGKILL", function()
     assert.same({}, left)
   end)
 end)
+
+-- Run `cmd` in the background until `ready()` says the training loop is running, then Ctrl-C it;
+-- returns the exit status and what it wrote on stderr.
+local function interrupt_when(cmd, dir, ready, what)
+  local err = dir .. "/err"
+  local pid, rcfile = spawn(("%s 2> %s"):format(cmd, q(err)), dir)
+  local ok, rc = pcall(function()
+    for _ = 1, 600 do if ready() then break end sleep(0.05) end
+    assert.is_true(ready(), what .. " never started: " .. (slurp(err) or ""))
+    os.execute("kill -INT " .. pid)
+    return wait_status(rcfile, 60)
+  end)
+  kill_if_running(pid, rcfile)
+  if not ok then error(rc, 0) end
+  return rc, slurp(err) or ""
+end
+
+local function run(cmd)
+  local out = os.tmpname()
+  local _, _, code = os.execute(cmd .. " >" .. out .. " 2>&1 </dev/null")
+  local s = slurp(out)
+  os.remove(out)
+  return s, code
+end
+
+describe("examples/pretrain.lua under nn.utils.TrainingGuard", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() os.execute("rm -rf " .. q(dir)) end)
+  local function ready()
+    if not have(BIN) then return false, "no nnlua executable at " .. BIN end
+    if not have("data/fashion/train-images-idx3-ubyte.gz") then return false, "data/fashion is absent (scripts/get-data --fashion)" end
+    return true
+  end
+  local base = "examples/pretrain.lua --width 4 --threads 1 --batch-size 64 --out "
+
+  it("stops at a step on Ctrl-C, writes a checkpoint that resumes, and exits 130", function()
+    local ok, why = ready()
+    if not ok then return pending(why) end
+    local ckpt = dir .. "/out/checkpoint.safetensors"
+    local rc, msg = interrupt_when(("%s %s%s --epochs 1000 --limit 1000 --checkpoint-every 2"):format(q(BIN), base,
+      q(dir .. "/out")), dir, function() return have(ckpt) end, "pretrain.lua")
+    assert.equals(130, rc, msg)
+    local epoch, step, path = msg:match("pretrain.lua: interrupted at epoch (%d+) step (%d+)[^;]*; checkpoint saved to (%S+)")
+    assert.is_truthy(epoch, msg)
+    assert.equals(ckpt, path)
+    local models = require "nnlua.models"
+    local model = models.resnet_small{ num_classes = 10, in_channels = 1, width = 4, pool = 7 }
+    local info = nn.utils.load_checkpoint(ckpt, { model = model, rng = false })
+    assert.equals("interrupted", info.extra.saved)
+    assert.equals(tonumber(step), info.extra.step)
+    assert.equals(tonumber(epoch) - 1, info.epoch) -- epochs completed: the interrupted one runs again
+    assert.same({ "checkpoint.safetensors" }, files_in(dir .. "/out")) -- no temporary file, no weights
+    -- --resume picks it up
+    local out, code = run(("%s %s%s --epochs %d --limit 128 --resume"):format(q(BIN), base, q(dir .. "/out"), tonumber(epoch)))
+    assert.equals(0, code, out)
+    assert.matches(("resuming after epoch %d of"):format(tonumber(epoch) - 1), out, 1, true)
+  end)
+
+  it("stops with status 3 when the loss becomes NaN, keeping a loadable last good checkpoint", function()
+    local ok, why = ready()
+    if not ok then return pending(why) end
+    local out, code = run(("%s %s%s --epochs 2 --limit 512 --lr 1e30 --checkpoint-every 1"):format(q(BIN), base,
+      q(dir .. "/out")))
+    assert.equals(3, code, out)
+    local what, path = out:match("pretrain.lua: loss became (%a+) at epoch 1 step %d+; last good checkpoint: (%S+)")
+    assert.is_truthy(what, out)
+    assert.equals(dir .. "/out/checkpoint.safetensors", path)
+    local sd = nn.load(path)
+    assert.is_true(nn.utils.all_finite(sd))
+    local model = require("nnlua.models").resnet_small{ num_classes = 10, in_channels = 1, width = 4, pool = 7 }
+    nn.utils.load_checkpoint(path, { model = model, rng = false })
+    assert.is_nil(out:find("resnet_small.safetensors", 1, true)) -- no final weights
+  end)
+end)
+
+describe("examples/transfer.lua under nn.utils.TrainingGuard", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() os.execute("rm -rf " .. q(dir)) end)
+  local function ready()
+    if not have(BIN) then return false, "no nnlua executable at " .. BIN end
+    if not have("data/digits-2class/train/three/0001.png") then return false, "no data/digits-2class" end
+    return true
+  end
+  local function backbone()
+    nn.manual_seed(0)
+    local weights = dir .. "/backbone.safetensors"
+    nn.save(weights, require("nnlua.models").resnet_small():state_dict(), { arch = "resnet_small", mean = 0.286, std = 0.353 })
+    return weights
+  end
+
+  it("writes the best weights so far on Ctrl-C and exits 130", function()
+    local ok, why = ready()
+    if not ok then return pending(why) end
+    local log = dir .. "/log"
+    local rc, msg = interrupt_when(("%s examples/transfer.lua --weights %s --regimes finetune --epochs 500 --threads 1 --out %s > %s")
+      :format(q(BIN), q(backbone()), q(dir .. "/out"), q(log)), dir, function()
+        return (slurp(log) or ""):find("finetune epoch 1/500:", 1, true) ~= nil
+      end, "transfer.lua")
+    assert.equals(130, rc, msg)
+    local path = msg:match("transfer.lua: interrupted at finetune epoch %d+ step %d+[^;]*; checkpoint saved to (%S+)")
+    assert.equals(dir .. "/out/best-finetune.safetensors", path, msg)
+    local sd, meta = nn.load(path)
+    assert.equals("interrupted", meta.saved)
+    assert.same({ 2, 64 }, sd["fc.weight"]:size())
+    assert.is_true(nn.utils.all_finite(sd))
+  end)
+
+  it("stops with status 3 and a clear message when the loss becomes NaN or Inf", function()
+    local ok, why = ready()
+    if not ok then return pending(why) end
+    local out, code = run(("%s examples/transfer.lua --weights %s --regimes frozen --epochs 2 --lr 1e38 --threads 1 --out %s")
+      :format(q(BIN), q(backbone()), q(dir .. "/out")))
+    assert.equals(3, code, out)
+    assert.matches("transfer.lua: loss became %a+ at frozen epoch 1 step %d+; last good checkpoint: none %(no epoch finished yet%)", out)
+  end)
+end)
+
+describe("nn.utils.TrainingGuard", function()
+  local function guard(opts)
+    local exits, err = {}, {}
+    opts.exit = function(code) exits[#exits + 1] = code end
+    opts.err = { write = function(_, ...) for _, s in ipairs({ ... }) do err[#err + 1] = s end end, flush = function() end }
+    return nn.utils.TrainingGuard(opts), exits, err
+  end
+  after_each(function() nn.interrupt.uninstall() end)
+
+  it("passes finite losses through and stops with 3 on NaN, Inf and -Inf", function()
+    for _, case in ipairs({ { 0 / 0, "NaN" }, { math.huge, "Inf" }, { -math.huge, "-Inf" } }) do
+      local g, exits, err = guard{ name = "t.lua" }
+      assert.equals(1.5, g:at(1, 1):check_loss(nn.tensor(1.5)))
+      assert.same({}, exits)
+      g:at(2, 7):check_loss(case[1])
+      assert.same({ 3 }, exits)
+      assert.equals(("t.lua: loss became %s at epoch 2 step 7; last good checkpoint: none (this run keeps none)\n")
+        :format(case[2]), table.concat(err))
+      assert.is_false(nn.interrupt.installed()) -- stop() uninstalls
+    end
+  end)
+
+  it("skips the checkpoint while a parameter is NaN and reports the last good one", function()
+    local lin = nn.Linear(2, 2)
+    local saves = 0
+    local g, exits, err = guard{ name = "t.lua", model = lin, save = function(at)
+      saves = saves + 1
+      assert.equals("end of epoch", at.why)
+      return "/x/ckpt"
+    end }
+    assert.equals("/x/ckpt", g:at(1, 10):checkpoint("end of epoch"))
+    nn.no_grad(function() lin.weight[1][1] = 0 / 0 end)
+    assert.is_nil(g:at(2, 3):checkpoint("end of epoch"))
+    assert.equals(1, saves)
+    g:check_loss(0 / 0)
+    assert.same({ 3 }, exits)
+    assert.matches("last good checkpoint: /x/ckpt\n", table.concat(err), 1, true)
+  end)
+
+  it("turns a raised interrupt flag into a checkpoint and status 130 at poll()", function()
+    local g, exits, err = guard{ name = "t.lua", stage = "encoder", save = function() return "/x/c" end }
+    assert.is_true(nn.interrupt.installed())
+    assert.is_false(g:at(3, 4):poll())
+    -- from a background shell: system() ignores SIGINT in its caller while the command runs
+    local me = assert(io.open("/proc/self/stat")):read("n")
+    os.execute(("(sleep 0.1; kill -INT %d) >/dev/null 2>&1 &"):format(me))
+    local t0 = nn.clock()
+    while not nn.interrupt.requested() and nn.clock() - t0 < 5 do end
+    assert.is_true(nn.interrupt.requested())
+    assert.is_true(g:poll(" (its end)"))
+    assert.same({ 130 }, exits)
+    assert.equals("t.lua: interrupted at encoder epoch 3 step 4 (its end); checkpoint saved to /x/c\n", table.concat(err))
+  end)
+
+  it("says whole modules and state dicts are finite or not", function()
+    assert.is_true(nn.utils.all_finite(nn.Linear(3, 2)))
+    assert.is_true(nn.utils.all_finite({ a = nn.ones(2), b = nn.tensor({ 1 }, "int64") }))
+    assert.is_false(nn.utils.all_finite({ nn.tensor({ 1, math.huge }) }))
+    assert.has_error(function() nn.utils.all_finite(3) end, "all_finite: a module or a table of tensors expected, got number")
+  end)
+end)

@@ -153,28 +153,6 @@ end
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
---- True when every parameter of model is finite (NaN or Inf times 0 is NaN, so one sum tells).
-function M.all_finite(model)
-  local was = nn.detect_anomaly(false) -- the NaN made here is the answer, not an anomaly
-  local ok = nn.no_grad(function()
-    for _, p in ipairs(model:parameters()) do
-      if (p * 0):sum():item() ~= 0 then return false end
-    end
-    return true
-  end)
-  nn.detect_anomaly(was)
-  return ok
-end
-
---- Write model's state dict to path (atomically: nn.save writes a temporary file and renames it)
---- unless a parameter is NaN or Inf, so the file on disk is always the last good state.
---- Returns true when written.
-function M.save_checkpoint(path, model, meta)
-  if not M.all_finite(model) then return false end
-  nn.save(path, model:state_dict(), meta)
-  return true
-end
-
 --- Train model (built after nn.manual_seed(seed) by build()) as bench/torch_common.py does:
 --- Adam, cross-entropy, a fresh shuffle each epoch; report each epoch; save and plot at the end.
 function M.run(name, bench, about, default_epochs, build, args, script)
@@ -201,53 +179,36 @@ function M.run(name, bench, about, default_epochs, build, args, script)
       :format(name, dir, ntr, nte, nn.get_num_threads(), tostring(model)))
   end
 
-  -- checkpoints: each epoch, every --checkpoint-every steps, on Ctrl-C; never with NaN weights
-  local last_good -- the checkpoint this run wrote last
+  -- checkpoints: each epoch, every --checkpoint-every steps, on Ctrl-C; never with NaN weights.
+  -- The guard turns Ctrl-C into a flag polled between steps and a NaN loss into status 3.
   if o.checkpoint then
     local parent = o.checkpoint:match("^(.*)/[^/]*$")
     if parent and parent ~= "" then os.execute("mkdir -p " .. shell_quote(parent)) end
   end
-  local function checkpoint(epoch, step, why)
-    if not o.checkpoint then return end
-    local ok = M.save_checkpoint(o.checkpoint, model, {
-      example = name, data = o.data, optim = o.optim, lr = o.lr, batch_size = o.batch_size, seed = o.seed,
-      epoch = epoch, step = step, saved = why,
-    })
-    if ok then last_good = o.checkpoint end
-  end
-  local function saved_where()
-    if last_good then return "checkpoint saved to " .. last_good end
-    if o.checkpoint then return "no checkpoint written (a parameter is NaN or Inf)" end
-    return "no checkpoint (--no-save)"
-  end
-  local bar
-  local function stop(code, msg)
-    if bar and bar.tty and not bar.finished then io.stdout:write("\n") end -- close the progress line
-    io.stdout:flush()
-    io.stderr:write(name, ".lua: ", msg, "\n")
-    io.stderr:flush()
-    os.exit(code)
-  end
-  -- Ctrl-C only raises a flag, polled between steps (nn.interrupt; a second Ctrl-C stops at once)
-  nn.interrupt.install()
+  local guard = nn.utils.TrainingGuard{
+    name = name .. ".lua", model = model, no_save = "--no-save",
+    save = o.checkpoint and function(at)
+      nn.save(o.checkpoint, model:state_dict(), {
+        example = name, data = o.data, optim = o.optim, lr = o.lr, batch_size = o.batch_size, seed = o.seed,
+        epoch = at.epoch, step = at.step, saved = at.why,
+      })
+      return o.checkpoint
+    end,
+  }
 
   local losses, acc = {}, 0
   for epoch = 1, o.epochs do
     model:train()
-    bar = not o.json and nn.progress{ total = #loader, epoch = epoch, epochs = o.epochs } or nil
+    guard.bar = not o.json and nn.progress{ total = #loader, epoch = epoch, epochs = o.epochs } or nil
+    local bar = guard.bar
     local loss_sum, seen, correct, step = 0, 0, 0, 0
     local t0 = nn.clock()
     for xb, yb in loader:iter() do
       opt:zero_grad()
       local logits = model(xb)
       local loss = nn.F.cross_entropy(logits, yb)
-      local l, n = loss:item(), yb:size(1)
       step = step + 1
-      if l ~= l or l == math.huge or l == -math.huge then
-        stop(3, ("loss became %s at epoch %d step %d; last good checkpoint: %s"):format(
-          l ~= l and "NaN" or "Inf", epoch, step,
-          last_good or (o.checkpoint and "none (none written yet)" or "none (--no-save)")))
-      end
+      local l, n = guard:at(epoch, step):check_loss(loss), yb:size(1)
       loss:backward()
       opt:step()
       loss_sum, seen = loss_sum + l * n, seen + n
@@ -257,25 +218,19 @@ function M.run(name, bench, about, default_epochs, build, args, script)
         bar:update(step, { loss = loss_sum / seen, acc = correct / seen, samples = n })
       end
       local every = o.checkpoint_every or 0
-      if every > 0 and step % every == 0 then checkpoint(epoch, step, "every " .. every .. " steps") end
-      if nn.interrupt.requested() then
-        checkpoint(epoch, step, "interrupted")
-        stop(130, ("interrupted at epoch %d step %d; %s"):format(epoch, step, saved_where()))
-      end
+      if every > 0 and step % every == 0 then guard:checkpoint("every " .. every .. " steps") end
+      guard:poll()
     end
     local train_s = nn.clock() - t0
     if bar then bar:finish() end
-    bar = nil
+    guard.bar = nil
 
     t0 = nn.clock()
     local right = M.evaluate(model, test.images, test.labels, o.infer_batch)
     local infer_s = nn.clock() - t0
     acc = right / nte
-    if nn.interrupt.requested() then -- Ctrl-C during the test pass
-      checkpoint(epoch, step, "interrupted")
-      stop(130, ("interrupted at epoch %d step %d (its end); %s"):format(epoch, step, saved_where()))
-    end
-    checkpoint(epoch, step, "end of epoch")
+    guard:poll(" (its end)") -- Ctrl-C during the test pass
+    guard:checkpoint("end of epoch")
     if o.json then
       io.stdout:write(M.json{
         { "bench", bench }, { "impl", "nnlua" }, { "epoch", epoch },
@@ -294,7 +249,7 @@ function M.run(name, bench, about, default_epochs, build, args, script)
         :format(epoch, train_s, loss_sum / ntr, 100 * acc, nte / infer_s, M.peak_rss_mb() or 0))
     end
   end
-  nn.interrupt.uninstall()
+  guard:close()
   log:write(("%s: final test accuracy %.2f%% (%d test images)\n"):format(name, 100 * acc, nte))
 
   if not o.no_save and o.epochs > 0 then

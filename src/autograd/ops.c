@@ -13,14 +13,16 @@ static nnl_tensor *as_dtype(nnl_tensor *t, nnl_dtype dt) {
   return t->dtype == dt ? nnl_tensor_retain(t) : nnl_to_dtype(t, dt);
 }
 
-static nnl_tensor *unbroadcast(nnl_tensor *g, nnl_node *n, int input) {
-  int nd = (int)n->ip[input * 10];
-  return nnl_sum_to(g, nd, &n->ip[input * 10 + 1]);
+/* A node's ip[24] holds two shapes: slot 0 in ip[0..8], slot 1 in ip[10..18] (a third would run
+ * past the array into ctx: where() keeps its two value inputs in slots 0 and 1). */
+static nnl_tensor *unbroadcast(nnl_tensor *g, nnl_node *n, int slot) {
+  int nd = (int)n->ip[slot * 10];
+  return nnl_sum_to(g, nd, &n->ip[slot * 10 + 1]);
 }
 
-static void remember_shape(nnl_node *n, int input, const nnl_tensor *t) {
-  n->ip[input * 10] = t->ndim;
-  memcpy(&n->ip[input * 10 + 1], t->shape, t->ndim * sizeof(int64_t));
+static void remember_shape(nnl_node *n, int slot, const nnl_tensor *t) {
+  n->ip[slot * 10] = t->ndim;
+  memcpy(&n->ip[slot * 10 + 1], t->shape, t->ndim * sizeof(int64_t));
 }
 
 static const char *binop_name(nnl_binop op) {
@@ -331,7 +333,7 @@ static int bw_where(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
   for (int i = 0; i < 2; i++) {
     if (!nnl_node_input_needs(n, i + 1)) continue;
     nnl_tensor *g = i == 0 ? nnl_where(cond, gout[0], zero) : nnl_where(cond, zero, gout[0]);
-    gin[i + 1] = g ? unbroadcast(g, n, i + 1) : NULL;
+    gin[i + 1] = g ? unbroadcast(g, n, i) : NULL;
     nnl_tensor_release(g);
     if (!gin[i + 1]) {
       nnl_tensor_release(zero);
@@ -366,8 +368,8 @@ nnl_tensor *nnl_where(nnl_tensor *cond, nnl_tensor *a, nnl_tensor *b) {
       nnl_tensor_release(out);
       out = NULL;
     } else {
-      remember_shape(n, 1, a);
-      remember_shape(n, 2, b);
+      remember_shape(n, 0, a);
+      remember_shape(n, 1, b);
       nnl_node_save(n, m);
       nnl_node_set_output(n, out, 0);
       nnl_node_release(n);

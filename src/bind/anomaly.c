@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../autograd/anomaly.h"
+#include "args.h"
 #include "bind.h"
 
 /* The name the running C function was called by ("log", "cross_entropy", "add" for a + b), or
@@ -65,7 +66,7 @@ static int l_detect_anomaly(lua_State *L) {
     return lua_gettop(L);
   }
   if (lua_type(L, 1) != LUA_TBOOLEAN)
-    return luaL_argerror(L, 1, lua_pushfstring(L, "boolean or function expected, got %s",
+    return nnlb_argerror(L, 1, lua_pushfstring(L, "boolean or function expected, got %s",
                                                luaL_typename(L, 1)));
   lua_pushboolean(L, nnl_set_anomaly_enabled(lua_toboolean(L, 1)));
   return 1;

@@ -7,6 +7,7 @@
 #include "../core/tensor.h"
 #include "../io/draw.h"
 #include "../io/io.h"
+#include "args.h"
 #include "bind.h"
 
 
@@ -93,11 +94,11 @@ static void image_dims(lua_State *L, int arg, nnl_tensor *t, const char *fn, int
   } else if (t->ndim == 3 && t->shape[0] >= 1 && t->shape[0] <= 4) {
     *c = t->shape[0], *h = t->shape[1], *w = t->shape[2];
   } else {
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s: expected an image of shape H x W or C x H x W "
+    nnlb_argerror(L, arg, lua_pushfstring(L, "%s: expected an image of shape H x W or C x H x W "
                   "with C = 1..4, got %s", fn, nnl_shape_str(t, sb, sizeof sb)));
   }
   if (*h < 1 || *w < 1 || *h > NNL_CANVAS_MAX || *w > NNL_CANVAS_MAX)
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s: image size %s is empty or too large", fn,
+    nnlb_argerror(L, arg, lua_pushfstring(L, "%s: image size %s is empty or too large", fn,
                   nnl_shape_str(t, sb, sizeof sb)));
 }
 
@@ -115,9 +116,9 @@ static int opt_int_field(lua_State *L, int arg, const char *key, int def) {
 }
 
 static int l_image_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = nnlb_checkstring(L, 1);
   int channels = lua_isnumber(L, 2) ? (int)lua_tointeger(L, 2) : opt_int_field(L, 2, "channels", 0);
-  if (channels < 0 || channels > 4) return luaL_argerror(L, 2, "channels must be 0..4");
+  if (channels < 0 || channels > 4) return nnlb_argerror(L, 2, "channels must be 0..4");
   /* the userdata first: between the decode and the copy nothing may raise while px is held */
   nnl_tensor **ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
@@ -144,7 +145,7 @@ static int l_image_load(lua_State *L) {
 
 static int l_image_save(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = nnlb_checkstring(L, 2);
   int quality = lua_isnumber(L, 3) ? (int)lua_tointeger(L, 3) : opt_int_field(L, 3, "quality", 90);
   lua_settop(L, 3);
   int64_t c, h, w;
@@ -159,13 +160,13 @@ static int l_image_save(lua_State *L) {
 
 static uint32_t check_color(lua_State *L, int arg, uint32_t def) {
   if (lua_isnoneornil(L, arg)) return def;
-  if (lua_type(L, arg) == LUA_TNUMBER) return (uint32_t)(luaL_checkinteger(L, arg) & 0xFFFFFF);
+  if (lua_type(L, arg) == LUA_TNUMBER) return (uint32_t)(nnlb_checkinteger(L, arg) & 0xFFFFFF);
   const char *s = lua_tostring(L, arg);
   if (s && *s == '#') s++;
   char *end = NULL;
   unsigned long v = s ? strtoul(s, &end, 16) : 0;
   if (!s || strlen(s) != 6 || *end)
-    luaL_argerror(L, arg, "colour expected (0xRRGGBB or \"#rrggbb\")");
+    nnlb_argerror(L, arg, "colour expected (0xRRGGBB or \"#rrggbb\")");
   return (uint32_t)v;
 }
 
@@ -178,19 +179,19 @@ typedef struct {
 
 /* A pixel coordinate or extent: floored, and kept where int arithmetic cannot overflow. */
 static int coord(lua_State *L, int arg) {
-  double v = floor(luaL_checknumber(L, arg));
-  if (!(v > -1e7)) return v != v ? luaL_argerror(L, arg, "coordinate is NaN") : -10000000;
+  double v = floor(nnlb_checknumber(L, arg));
+  if (!(v > -1e7)) return v != v ? nnlb_argerror(L, arg, "coordinate is NaN") : -10000000;
   return v > 1e7 ? 10000000 : (int)v;
 }
 
 static nnl_canvas *check_canvas(lua_State *L) {
-  return &((canvas_ud *)luaL_checkudata(L, 1, CANVAS_MT))->c;
+  return &((canvas_ud *)nnlb_checkudata(L, 1, CANVAS_MT))->c;
 }
 
 static int check_size(lua_State *L, int arg, const char *what) {
-  lua_Integer v = luaL_checkinteger(L, arg);
+  lua_Integer v = nnlb_checkinteger(L, arg);
   if (v < 1 || v > NNL_CANVAS_MAX)
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be 1..%d, got %d", what, NNL_CANVAS_MAX, (int)v));
+    nnlb_argerror(L, arg, lua_pushfstring(L, "%s must be 1..%d, got %d", what, NNL_CANVAS_MAX, (int)v));
   return (int)v;
 }
 
@@ -228,8 +229,8 @@ static int c_rect(lua_State *L) { /* rect(x, y, w, h, colour, thickness = 1): an
   nnl_canvas *c = check_canvas(L);
   int x = coord(L, 2), y = coord(L, 3), w = coord(L, 4), h = coord(L, 5);
   uint32_t col = check_color(L, 6, 0);
-  lua_Integer t = luaL_optinteger(L, 7, 1);
-  if (t < 1 || t > 1000) return luaL_argerror(L, 7, "thickness must be 1..1000");
+  lua_Integer t = nnlb_optinteger(L, 7, 1);
+  if (t < 1 || t > 1000) return nnlb_argerror(L, 7, "thickness must be 1..1000");
   nnl_draw_fill(c, x, y, w, t, col);
   nnl_draw_fill(c, x, y + h - t, w, t, col);
   nnl_draw_fill(c, x, y, t, h, col);
@@ -239,18 +240,18 @@ static int c_rect(lua_State *L) { /* rect(x, y, w, h, colour, thickness = 1): an
 
 static int c_line(lua_State *L) { /* line(x0, y0, x1, y1, colour, width = 1) */
   nnl_canvas *c = check_canvas(L);
-  nnl_draw_line(c, luaL_checknumber(L, 2), luaL_checknumber(L, 3), luaL_checknumber(L, 4),
-                luaL_checknumber(L, 5), luaL_optnumber(L, 7, 1), check_color(L, 6, 0));
+  nnl_draw_line(c, nnlb_checknumber(L, 2), nnlb_checknumber(L, 3), nnlb_checknumber(L, 4),
+                nnlb_checknumber(L, 5), nnlb_optnumber(L, 7, 1), check_color(L, 6, 0));
   return 0;
 }
 
 /* polyline(xs, ys, colour, width = 1): xs, ys are lists of numbers; nil/NaN breaks the line */
 static int c_polyline(lua_State *L) {
   nnl_canvas *c = check_canvas(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
+  nnlb_checktype(L, 2, LUA_TTABLE);
+  nnlb_checktype(L, 3, LUA_TTABLE);
   uint32_t col = check_color(L, 4, 0);
-  double width = luaL_optnumber(L, 5, 1);
+  double width = nnlb_optnumber(L, 5, 1);
   lua_Integer n = luaL_len(L, 2);
   if (luaL_len(L, 3) != n) return luaL_error(L, "polyline: xs has %d points, ys %d", (int)n, (int)luaL_len(L, 3));
   double *xy = lua_newuserdatauv(L, (size_t)(n ? n : 1) * 2 * sizeof(double), 0);
@@ -269,9 +270,9 @@ static int c_polyline(lua_State *L) {
 static int c_text(lua_State *L) {
   nnl_canvas *c = check_canvas(L);
   size_t n;
-  const char *s = luaL_checklstring(L, 4, &n);
-  lua_Integer scale = luaL_optinteger(L, 6, 1);
-  if (scale < 1 || scale > 64) return luaL_argerror(L, 6, "scale must be 1..64");
+  const char *s = nnlb_checklstring(L, 4, &n);
+  lua_Integer scale = nnlb_optinteger(L, 6, 1);
+  if (scale < 1 || scale > 64) return nnlb_argerror(L, 6, "scale must be 1..64");
   nnl_draw_text(c, coord(L, 2), coord(L, 3), s, n, (int)scale, lua_toboolean(L, 7), check_color(L, 5, 0));
   return 0;
 }
@@ -280,9 +281,9 @@ static int c_text(lua_State *L) {
 static int l_text_width(lua_State *L) {
   int arg = luaL_testudata(L, 1, CANVAS_MT) ? 2 : 1;
   size_t n;
-  const char *s = luaL_checklstring(L, arg, &n);
-  lua_Integer sc = luaL_optinteger(L, arg + 1, 1);
-  if (sc < 1 || sc > 64) return luaL_argerror(L, arg + 1, "scale must be 1..64");
+  const char *s = nnlb_checklstring(L, arg, &n);
+  lua_Integer sc = nnlb_optinteger(L, arg + 1, 1);
+  if (sc < 1 || sc > 64) return nnlb_argerror(L, arg + 1, "scale must be 1..64");
   int scale = (int)sc, lines;
   lua_pushinteger(L, nnl_text_width(s, n, scale, &lines));
   lua_pushinteger(L, lines ? (lines * NNL_FONT_CH - 1) * scale : 0);
@@ -294,8 +295,8 @@ static int c_blit(lua_State *L) {
   nnl_canvas *c = check_canvas(L);
   nnl_tensor *t = nnlb_check(L, 2);
   int x = coord(L, 3), y = coord(L, 4);
-  lua_Integer zoom = luaL_optinteger(L, 5, 1);
-  if (zoom < 1 || zoom > 64) return luaL_argerror(L, 5, "zoom must be 1..64");
+  lua_Integer zoom = nnlb_optinteger(L, 5, 1);
+  if (zoom < 1 || zoom > 64) return nnlb_argerror(L, 5, "zoom must be 1..64");
   int64_t ch, h, w;
   image_dims(L, 2, t, "blit", &ch, &h, &w);
   const uint8_t *px = to_hwc(L, t, 1, ch, h, w, 0);
@@ -329,8 +330,8 @@ static int c_tensor(lua_State *L) { /* tensor() -> uint8 3 x H x W copy */
 
 static int c_save(lua_State *L) { /* save(path, quality = 90): PNG or JPEG by extension */
   nnl_canvas *c = check_canvas(L);
-  const char *path = luaL_checkstring(L, 2);
-  if (nnl_image_save(path, c->px, c->h, c->w, 3, (int)luaL_optinteger(L, 3, 90)) != 0)
+  const char *path = nnlb_checkstring(L, 2);
+  if (nnl_image_save(path, c->px, c->h, c->w, 3, (int)nnlb_optinteger(L, 3, 90)) != 0)
     return luaL_error(L, "canvas:save: %s", nnl_last_error());
   return 0;
 }
@@ -345,7 +346,7 @@ static int c_tostring(lua_State *L) {
 
 static int l_grid(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) nnlb_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   char sb[96];
   int64_t n, c, h, w;
@@ -354,11 +355,11 @@ static int l_grid(lua_State *L) {
   } else if (t->ndim == 3) {
     n = t->shape[0], c = 1, h = t->shape[1], w = t->shape[2];
   } else {
-    return luaL_argerror(L, 1, lua_pushfstring(L, "nn.image.grid: expected N x C x H x W (C = 1..4) "
+    return nnlb_argerror(L, 1, lua_pushfstring(L, "nn.image.grid: expected N x C x H x W (C = 1..4) "
                          "or N x H x W images, got %s", nnl_shape_str(t, sb, sizeof sb)));
   }
   if (n < 1 || h < 1 || w < 1 || h > NNL_CANVAS_MAX || w > NNL_CANVAS_MAX)
-    return luaL_argerror(L, 1, lua_pushfstring(L, "nn.image.grid: no images or bad size %s",
+    return nnlb_argerror(L, 1, lua_pushfstring(L, "nn.image.grid: no images or bad size %s",
                          nnl_shape_str(t, sb, sizeof sb)));
   int nrow = opt_int_field(L, 2, "nrow", 8), pad = opt_int_field(L, 2, "padding", 2);
   int zoom = opt_int_field(L, 2, "zoom", 1), scale = opt_int_field(L, 2, "scale", 1);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../autograd/layers.h"
+#include "args.h"
 #include "bind.h"
 
 /* optim.c: nn._C (optimizer steps, sum_squares) and the tensor method mul_. */
@@ -248,7 +249,7 @@ static int dropout(lua_State *L, int feature) {
   } else {
     if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TNUMBER)
       return luaL_error(L, "%s: p must be a number, got %s", fn, luaL_typename(L, 2));
-    p = luaL_optnumber(L, 2, p);
+    p = nnlb_optnumber(L, 2, p);
     if (!lua_isnoneornil(L, 3)) training = lua_toboolean(L, 3);
   }
   return nnlb_push(L, nnl_dropout(x, p, training, feature));

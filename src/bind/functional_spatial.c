@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../autograd/layers.h"
+#include "args.h"
 #include "bind.h"
 
 /* ---- arguments ---- */
@@ -248,8 +249,8 @@ static int f_batch_norm(lua_State *L) {
       if (!lua_isnoneornil(L, a) && lua_type(L, a) != LUA_TNUMBER)
         return luaL_error(L, "batch_norm: %s (argument %d) must be a number, got %s",
                           a == 7 ? "momentum" : "eps", a, luaL_typename(L, a));
-    momentum = luaL_optnumber(L, 7, momentum);
-    eps = luaL_optnumber(L, 8, eps);
+    momentum = nnlb_optnumber(L, 7, momentum);
+    eps = nnlb_optnumber(L, 8, eps);
   }
   return nnlb_push(L, nnl_batch_norm(x, rm, rv, w, b, training, momentum, eps));
 }

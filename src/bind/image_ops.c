@@ -12,6 +12,7 @@
 #include "../core/tensor.h"
 #include "../io/image_batch.h"
 #include "../kernels/imgproc.h"
+#include "args.h"
 #include "bind.h"
 
 
@@ -62,7 +63,7 @@ static nnl_tensor *check_image(lua_State *L, int arg, const char *fn, int mindim
 }
 
 static int check_size(lua_State *L, int arg, const char *fn, const char *what) {
-  lua_Integer v = luaL_checkinteger(L, arg);
+  lua_Integer v = nnlb_checkinteger(L, arg);
   if (v < 1 || v > 65535) luaL_error(L, "%s: %s must be in 1..65535, got %d", fn, what, (int)v);
   return (int)v;
 }
@@ -98,7 +99,7 @@ static int l_resize(lua_State *L) {
 static int l_crop(lua_State *L) {
   int planes;
   nnl_tensor *t = check_image(L, 1, "nn.image.crop", 2, 0, &planes);
-  lua_Integer top = luaL_checkinteger(L, 2), left = luaL_checkinteger(L, 3);
+  lua_Integer top = nnlb_checkinteger(L, 2), left = nnlb_checkinteger(L, 3);
   int h = check_size(L, 4, "nn.image.crop", "height"), w = check_size(L, 5, "nn.image.crop", "width");
   if (top < -65535 || top > 65536 || left < -65535 || left > 65536)
     return luaL_error(L, "nn.image.crop: corner (%d, %d) is too far outside the image", (int)top, (int)left);
@@ -232,7 +233,7 @@ static void pair_field(lua_State *L, int t, const char *k, double *v) {
 }
 
 static int l_pipeline(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  nnlb_checktype(L, 1, LUA_TTABLE);
   int n = (int)luaL_len(L, 1);
   if (n > NNL_IMGPIPE_MAXOPS)
     return luaL_error(L, "nn.image.pipeline: %d steps (at most %d)", n, NNL_IMGPIPE_MAXOPS);
@@ -277,7 +278,7 @@ static int l_pipeline(lua_State *L) {
 }
 
 static int pipe_tostring(lua_State *L) {
-  const nnl_imgpipe *p = luaL_checkudata(L, 1, PIPE_MT);
+  const nnl_imgpipe *p = nnlb_checkudata(L, 1, PIPE_MT);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "ImagePipeline(");
@@ -292,7 +293,7 @@ static int pipe_tostring(lua_State *L) {
 
 /* pipe:out_size() -> h, w, dtype; or nil when the size depends on the input */
 static int pipe_out_size(lua_State *L) {
-  const nnl_imgpipe *p = luaL_checkudata(L, 1, PIPE_MT);
+  const nnl_imgpipe *p = nnlb_checkudata(L, 1, PIPE_MT);
   int fl, h, w;
   if (nnl_imgpipe_out_size(p, &fl, &h, &w)) return 0;
   lua_pushinteger(L, h);
@@ -316,9 +317,9 @@ static lua_Integer opt_field(lua_State *L, int arg, const char *k, lua_Integer d
 
 static int l_load_batch(lua_State *L) {
   const char *fn = "nn.image.load_batch";
-  luaL_checktype(L, 1, LUA_TTABLE);
-  const nnl_imgpipe *p = luaL_checkudata(L, 2, PIPE_MT);
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  nnlb_checktype(L, 1, LUA_TTABLE);
+  const nnl_imgpipe *p = nnlb_checkudata(L, 2, PIPE_MT);
+  if (!lua_isnoneornil(L, 3)) nnlb_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   lua_Integer n = luaL_len(L, 1), channels = opt_field(L, 3, "channels", 3);
   uint64_t seed = (uint64_t)opt_field(L, 3, "seed", 0), epoch = (uint64_t)opt_field(L, 3, "epoch", 0);
@@ -370,21 +371,21 @@ static int l_load_batch(lua_State *L) {
 /* ---- the per-image random stream, for Lua code that must draw exactly what C draws ---- */
 
 static int l_rng_key(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)nnl_imgrng_key((uint64_t)luaL_checkinteger(L, 1),
-                                                 (uint64_t)luaL_checkinteger(L, 2),
-                                                 (uint64_t)luaL_checkinteger(L, 3)));
+  lua_pushinteger(L, (lua_Integer)nnl_imgrng_key((uint64_t)nnlb_checkinteger(L, 1),
+                                                 (uint64_t)nnlb_checkinteger(L, 2),
+                                                 (uint64_t)nnlb_checkinteger(L, 3)));
   return 1;
 }
 
 static int l_uniform(lua_State *L) {
-  lua_pushnumber(L, nnl_imgrng_at((uint64_t)luaL_checkinteger(L, 1), (uint64_t)luaL_checkinteger(L, 2)));
+  lua_pushnumber(L, nnl_imgrng_at((uint64_t)nnlb_checkinteger(L, 1), (uint64_t)nnlb_checkinteger(L, 2)));
   return 1;
 }
 
 /* ---- nn.image._listdir(path) -> names (sorted bytewise), is_dir (symlinks followed) ---- */
 
 static int dir_gc(lua_State *L) {
-  DIR **d = luaL_checkudata(L, 1, DIR_MT);
+  DIR **d = nnlb_checkudata(L, 1, DIR_MT);
   if (*d) closedir(*d);
   *d = NULL;
   return 0;
@@ -395,7 +396,7 @@ static int cmp_names(const void *a, const void *b) {
 }
 
 static int l_listdir(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = nnlb_checkstring(L, 1);
   lua_settop(L, 1);
   DIR **d = lua_newuserdatauv(L, sizeof *d, 0); /* 2: closes the directory if an error jumps out */
   *d = NULL;

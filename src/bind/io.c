@@ -8,6 +8,7 @@
 
 #include "../core/tensor.h"
 #include "../io/io.h"
+#include "args.h"
 #include "bind.h"
 
 /* nn.image and the canvas live in image.c; it has no header of its own. */
@@ -22,7 +23,7 @@ typedef struct {
 } box;
 
 static int box_gc(lua_State *L) {
-  box *b = luaL_checkudata(L, 1, BOX_MT);
+  box *b = nnlb_checkudata(L, 1, BOX_MT);
   if (b->p) b->free(b->p);
   b->p = NULL;
   return 0;
@@ -73,9 +74,9 @@ static int st_code(nnl_dtype dt) {
 }
 
 static int l_save(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  const char *path = nnlb_checkstring(L, 1);
+  nnlb_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3)) nnlb_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   size_t n = 0, nmeta = 0;
   for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) n++;
@@ -139,13 +140,20 @@ static nnl_dtype load_dtype(int st) {
 }
 
 static int l_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = nnlb_checkstring(L, 1);
   box *b = box_new(L, st_free);
   nnl_safetensors *st = nnl_st_load(path);
   if (!st) return luaL_error(L, "nn.load: %s", nnl_last_error());
   b->p = st;
   lua_createtable(L, 0, (int)st->n);
   int out = lua_gettop(L);
+  /* the file it came from, for errors about its contents (load_state_dict names it) */
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, path);
+  lua_setfield(L, -2, "source");
+  lua_pushliteral(L, "StateDict");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, out);
   for (size_t i = 0; i < st->n; i++) {
     const nnl_st_entry *en = &st->entries[i];
     nnl_dtype dt = load_dtype(en->dtype);
@@ -178,9 +186,9 @@ static int l_load(lua_State *L) {
 
 static int l_read_idx(lua_State *L) {
   static const char *const names[] = {"uint8", "float32", "int64", "byte", "float", "long", NULL};
-  const char *path = luaL_checkstring(L, 1);
-  int as = lua_isnoneornil(L, 2) ? -1 : luaL_checkoption(L, 2, NULL, names) % 3;
-  double scale = luaL_optnumber(L, 3, 1.0);
+  const char *path = nnlb_checkstring(L, 1);
+  int as = lua_isnoneornil(L, 2) ? -1 : nnlb_checkoption(L, 2, NULL, names) % 3;
+  double scale = nnlb_optnumber(L, 3, 1.0);
   box *b = box_new(L, idx_free);
   nnl_idx *ix = NULL;
   if (as == NNL_IDX_AS_F32 || as < 0) {
@@ -228,7 +236,7 @@ static int l_read_idx(lua_State *L) {
 /* ---- nn.io.write_idx(path, tensor, {gz = bool}) ---- */
 
 static int l_write_idx(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = nnlb_checkstring(L, 1);
   nnl_tensor *t = nnlb_check(L, 2);
   int gz = 0;
   if (lua_istable(L, 3)) {
@@ -236,7 +244,7 @@ static int l_write_idx(lua_State *L) {
     gz = lua_toboolean(L, -1);
     lua_pop(L, 1);
   } else if (!lua_isnoneornil(L, 3)) {
-    return luaL_argerror(L, 3, "options table expected");
+    return nnlb_argerror(L, 3, "options table expected");
   }
   lua_settop(L, 3);
   nnl_tensor *c = anchored_contiguous(L, t);
@@ -263,7 +271,7 @@ static int l_write_idx(lua_State *L) {
 /* ---- nn.io.isatty(fd = 1) ---- */
 
 static int l_isatty(lua_State *L) {
-  lua_Integer fd = luaL_optinteger(L, 1, 1);
+  lua_Integer fd = nnlb_optinteger(L, 1, 1);
   lua_pushboolean(L, fd >= 0 && fd <= 1 << 20 && isatty((int)fd));
   return 1;
 }

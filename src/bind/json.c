@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../io/io.h"
+#include "args.h"
 #include "bind.h"
 
 
@@ -15,7 +16,7 @@ typedef struct {
 } doc_box;
 
 static int doc_gc(lua_State *L) {
-  doc_box *b = luaL_checkudata(L, 1, JSONDOC_MT);
+  doc_box *b = nnlb_checkudata(L, 1, JSONDOC_MT);
   nnl_json_free(b->doc);
   b->doc = NULL;
   return 0;
@@ -69,14 +70,14 @@ static int finish(lua_State *L, int box, const char *what) {
 }
 
 static int opt_depth(lua_State *L, int arg) {
-  lua_Integer d = luaL_optinteger(L, arg, NNL_JSON_DEFAULT_DEPTH);
-  luaL_argcheck(L, d >= 1 && d <= 1024, arg, "max_depth must be 1..1024");
+  lua_Integer d = nnlb_optinteger(L, arg, NNL_JSON_DEFAULT_DEPTH);
+  nnlb_argcheck(L, d >= 1 && d <= 1024, arg, "max_depth must be 1..1024");
   return (int)d;
 }
 
 /* nn.io.read_json(path, max_depth = 64) -> value */
 static int l_read_json(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = nnlb_checkstring(L, 1);
   int depth = opt_depth(L, 2);
   doc_box *b = push_box(L);
   b->doc = nnl_json_load(path, depth);
@@ -86,7 +87,7 @@ static int l_read_json(lua_State *L) {
 /* nn.io.parse_json(text, max_depth = 64) -> value */
 static int l_parse_json(lua_State *L) {
   size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
+  const char *text = nnlb_checklstring(L, 1, &len);
   int depth = opt_depth(L, 2);
   doc_box *b = push_box(L);
   b->doc = nnl_json_parse(text, len, depth);

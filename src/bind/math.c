@@ -5,6 +5,7 @@
 
 #include "../autograd/autograd.h"
 #include "../core/tensor.h"
+#include "args.h"
 #include "bind.h"
 
 /* ---- binary ops: tensor op tensor, tensor op number, number op tensor ---- */
@@ -54,11 +55,11 @@ static int m_clamp(lua_State *L) {
   if (lua_istable(L, 2)) {
     lua_getfield(L, 2, "min");
     lua_getfield(L, 2, "max");
-    lo = luaL_optnumber(L, -2, lo);
-    hi = luaL_optnumber(L, -1, hi);
+    lo = nnlb_optnumber(L, -2, lo);
+    hi = nnlb_optnumber(L, -1, hi);
   } else {
-    lo = luaL_optnumber(L, 2, lo);
-    hi = luaL_optnumber(L, 3, hi);
+    lo = nnlb_optnumber(L, 2, lo);
+    hi = nnlb_optnumber(L, 3, hi);
   }
   return nnlb_push(L, nnl_clamp(t, lo, hi));
 }
@@ -68,7 +69,7 @@ static int m_clamp(lua_State *L) {
 static int compare(lua_State *L, nnl_cmpop op) {
   nnl_tensor *a = nnlb_check(L, 1), *b = nnlb_test(L, 2);
   if (b) return nnlb_push(L, nnl_compare(op, a, b));
-  return nnlb_push(L, nnl_compare_scalar(op, a, luaL_checknumber(L, 2)));
+  return nnlb_push(L, nnl_compare_scalar(op, a, nnlb_checknumber(L, 2)));
 }
 static int m_eq(lua_State *L) { return compare(L, NNL_CMP_EQ); }
 static int m_ne(lua_State *L) { return compare(L, NNL_CMP_NE); }
@@ -84,7 +85,7 @@ static int l_where(lua_State *L) {
                   : lua_type(L, 3) == LUA_TNUMBER ? nnl_tensor_scalar(a->dtype, lua_tonumber(L, 3)) : NULL;
   if (!b) {
     nnl_tensor_release(a);
-    return luaL_argerror(L, 3, "tensor or number expected");
+    return nnlb_argerror(L, 3, "tensor or number expected");
   }
   nnl_tensor *r = nnl_where(c, a, b);
   nnl_tensor_release(a), nnl_tensor_release(b);
@@ -92,7 +93,7 @@ static int l_where(lua_State *L) {
 }
 
 static int m_masked_fill(lua_State *L) {
-  return nnlb_push(L, nnl_masked_fill(nnlb_check(L, 1), nnlb_check(L, 2), luaL_checknumber(L, 3)));
+  return nnlb_push(L, nnl_masked_fill(nnlb_check(L, 1), nnlb_check(L, 2), nnlb_checknumber(L, 3)));
 }
 
 /* ---- reductions ---- */
@@ -174,7 +175,7 @@ static int m_scatter_add(lua_State *L) {
 }
 
 static int m_one_hot(lua_State *L) {
-  lua_Integer c = luaL_optinteger(L, 2, -1); /* before index0 allocates: may raise */
+  lua_Integer c = nnlb_optinteger(L, 2, -1); /* before index0 allocates: may raise */
   nnl_tensor *ix = nnlb_index0(L, 1, "one_hot");
   if (c < 0) { /* as PyTorch: one more than the largest class (1-based: the largest) */
     nnl_tensor *mx = nnl_tensor_numel(ix) ? nnl_reduce(NNL_RED_MAX, ix, -1, 0, NULL) : NULL;
@@ -217,7 +218,7 @@ static int m_backward(lua_State *L) {
   int retain = 0, opts = 2;
   if (nnlb_test(L, 2)) g = nnlb_test(L, 2), opts = 3;
   else if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
-    return luaL_argerror(L, 2, "gradient tensor or options table expected");
+    return nnlb_argerror(L, 2, "gradient tensor or options table expected");
   if (lua_istable(L, opts)) {
     lua_getfield(L, opts, "retain_graph");
     retain = lua_toboolean(L, -1);
@@ -228,7 +229,7 @@ static int m_backward(lua_State *L) {
 }
 
 static int l_no_grad(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  nnlb_checktype(L, 1, LUA_TFUNCTION);
   int prev = nnl_set_grad_enabled(0);
   int n = lua_gettop(L);
   int rc = lua_pcall(L, n - 1, LUA_MULTRET, 0);
@@ -248,8 +249,8 @@ static int l_is_grad_enabled(lua_State *L) {
 }
 
 static int l_set_num_threads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be between 1 and 1024");
+  lua_Integer n = nnlb_checkinteger(L, 1);
+  nnlb_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be between 1 and 1024");
   nnl_set_num_threads((int)n);
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "../core/tensor.h"
 #include "../kernels/tensorops.h"
 #include "../autograd/autograd.h"
+#include "args.h"
 #include "bind.h"
 
 /* ---- userdata plumbing ---- */
@@ -74,9 +75,9 @@ nnl_tensor *nnlb_check(lua_State *L, int arg) {
   nnl_tensor **ud = luaL_testudata(L, arg, NNL_TENSOR_MT);
   if (!ud) {
     const char *got = luaL_typename(L, arg);
-    luaL_argerror(L, arg, lua_pushfstring(L, "tensor expected, got %s", got));
+    nnlb_argerror(L, arg, lua_pushfstring(L, "tensor expected, got %s", got));
   }
-  if (!*ud) luaL_argerror(L, arg, "tensor was closed");
+  if (!*ud) nnlb_argerror(L, arg, "tensor was closed");
   return *ud;
 }
 
@@ -122,7 +123,7 @@ static const char *fname(lua_State *L) {
 }
 
 int nnlb_dim(lua_State *L, int arg, int ndim, int extra) {
-  lua_Integer d = luaL_checkinteger(L, arg);
+  lua_Integer d = nnlb_checkinteger(L, arg);
   int n = ndim + extra;
   if (d < 0) d += n + 1;
   if (d < 1 || d > n) {
@@ -140,11 +141,11 @@ int nnlb_optdim(lua_State *L, int arg, int ndim, int def) {
 }
 
 static int64_t checksize(lua_State *L, int arg, int isnum) {
-  if (!isnum) luaL_argerror(L, arg, "size expected (an integer)");
+  if (!isnum) nnlb_argerror(L, arg, "size expected (an integer)");
   lua_Number v = lua_tonumber(L, -1);
   if (v != floor(v) || v < 0 || v > 9e15) {
     lua_pop(L, 1);
-    luaL_argerror(L, arg, lua_pushfstring(L, "sizes must be non-negative integers, got %f", v));
+    nnlb_argerror(L, arg, lua_pushfstring(L, "sizes must be non-negative integers, got %f", v));
   }
   return (int64_t)v;
 }
@@ -153,7 +154,7 @@ int nnlb_sizes(lua_State *L, int arg, int64_t *shape, int *next) {
   int nd = 0;
   if (lua_istable(L, arg) && !nnlb_test(L, arg)) {
     int n = (int)luaL_len(L, arg);
-    if (n > NNL_MAXDIM) luaL_argerror(L, arg, "too many dimensions (at most 8)");
+    if (n > NNL_MAXDIM) nnlb_argerror(L, arg, "too many dimensions (at most 8)");
     for (int i = 1; i <= n; i++) {
       int t = lua_geti(L, arg, i);
       shape[nd++] = checksize(L, arg, t == LUA_TNUMBER);
@@ -164,7 +165,7 @@ int nnlb_sizes(lua_State *L, int arg, int64_t *shape, int *next) {
   }
   int top = lua_gettop(L);
   while (arg <= top && lua_type(L, arg) == LUA_TNUMBER) {
-    if (nd == NNL_MAXDIM) luaL_argerror(L, arg, "too many dimensions (at most 8)");
+    if (nd == NNL_MAXDIM) nnlb_argerror(L, arg, "too many dimensions (at most 8)");
     lua_pushvalue(L, arg);
     shape[nd++] = checksize(L, arg, 1);
     lua_pop(L, 1);
@@ -178,7 +179,7 @@ nnl_dtype nnlb_dtype(lua_State *L, int arg, nnl_dtype def) {
   static const char *const names[] = {"float32", "int64", "uint8", "float", "long", "byte",
                                       "torch.float32", "torch.int64", "torch.uint8", NULL};
   if (lua_isnoneornil(L, arg)) return def;
-  int k = luaL_checkoption(L, arg, NULL, names);
+  int k = nnlb_checkoption(L, arg, NULL, names);
   return (nnl_dtype)(k % 3);
 }
 
@@ -216,6 +217,29 @@ static void store_flat(nnl_tensor *t, int64_t i, double v) {
   case NNL_I64: ((int64_t *)t->storage->data)[i] = iv; break;
   case NNL_U8: ((uint8_t *)t->storage->data)[i] = (uint8_t)iv; break;
   }
+}
+
+/* Every element of t (any strides) = v, exactly: an int64 past 2^53 does not survive a double,
+ * which is all nnl_fill_ takes. */
+static void fill_i64(nnl_tensor *t, int64_t v) {
+  int64_t n = nnl_tensor_numel(t), idx[NNL_MAXDIM] = {0};
+  int64_t *base = t->storage->data; /* base: (storage elements,) */
+  for (int64_t i = 0; i < n; i++) {
+    int64_t o = t->offset;
+    for (int d = 0; d < t->ndim; d++) o += idx[d] * t->stride[d];
+    base[o] = v;
+    for (int d = t->ndim - 1; d >= 0 && ++idx[d] == t->shape[d]; d--) idx[d] = 0;
+  }
+}
+
+/* t = the number at arg: a Lua integer goes into an int64 tensor exactly; anything else through
+ * a double (a float into int64 truncates toward zero, as PyTorch). Returns nnl_fill_'s status. */
+static int fill_from(lua_State *L, nnl_tensor *t, int arg) {
+  if (t->dtype == NNL_I64 && lua_isinteger(L, arg)) {
+    fill_i64(t, (int64_t)lua_tointeger(L, arg));
+    return 0;
+  }
+  return nnl_fill_(t, lua_tonumber(L, arg));
 }
 
 static void table_fill(lua_State *L, int idx, const int64_t *shape, int nd, int d, nnl_tensor *t,
@@ -260,8 +284,12 @@ static int l_tensor(lua_State *L) {
   }
   int64_t shape[NNL_MAXDIM + 1];
   nnl_dtype dt = nnlb_dtype(L, 2, NNL_F32);
-  if (lua_type(L, 1) == LUA_TNUMBER) return nnlb_push(L, nnl_tensor_scalar(dt, lua_tonumber(L, 1)));
-  luaL_argexpected(L, lua_istable(L, 1), 1, "table or number");
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    nnl_tensor *t = nnl_tensor_empty(dt, 0, shape);
+    if (t) fill_from(L, t, 1);
+    return nnlb_push(L, t);
+  }
+  nnlb_argexpected(L, lua_istable(L, 1), 1, "table or number");
   int nd = table_shape(L, 1, shape, 0);
   nnl_tensor *t = nnl_tensor_empty(dt, nd, shape);
   if (!t) return nnlb_fail(L);
@@ -290,11 +318,12 @@ static int l_empty(lua_State *L) {
 
 static int l_full(lua_State *L) {
   int64_t shape[NNL_MAXDIM];
-  luaL_checktype(L, 1, LUA_TTABLE);
+  nnlb_checktype(L, 1, LUA_TTABLE);
   int nd = nnlb_sizes(L, 1, shape, NULL);
-  lua_Number v = luaL_checknumber(L, 2);
-  nnl_dtype def = lua_isinteger(L, 2) ? NNL_I64 : NNL_F32;
-  return nnlb_push(L, nnl_tensor_full(nnlb_dtype(L, 3, lua_isnoneornil(L, 3) ? NNL_F32 : def), nd, shape, v));
+  nnlb_checknumber(L, 2);
+  nnl_tensor *t = nnl_tensor_empty(nnlb_dtype(L, 3, NNL_F32), nd, shape);
+  if (t) fill_from(L, t, 2);
+  return nnlb_push(L, t);
 }
 
 static int like(lua_State *L, double v) {
@@ -306,7 +335,10 @@ static int l_zeros_like(lua_State *L) { return like(L, 0); }
 static int l_ones_like(lua_State *L) { return like(L, 1); }
 static int l_full_like(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
-  return nnlb_push(L, nnl_tensor_full(nnlb_dtype(L, 3, t->dtype), t->ndim, t->shape, luaL_checknumber(L, 2)));
+  nnlb_checknumber(L, 2);
+  nnl_tensor *o = nnl_tensor_empty(nnlb_dtype(L, 3, t->dtype), t->ndim, t->shape);
+  if (o) fill_from(L, o, 2);
+  return nnlb_push(L, o);
 }
 
 static int l_arange(lua_State *L) {
@@ -316,11 +348,11 @@ static int l_arange(lua_State *L) {
   int allint = 1;
   for (int i = 1; i <= n; i++) allint &= lua_isinteger(L, i);
   if (n == 1) {
-    end = luaL_checknumber(L, 1);
+    end = nnlb_checknumber(L, 1);
   } else {
-    start = luaL_checknumber(L, 1);
-    end = luaL_checknumber(L, 2);
-    if (n >= 3) step = luaL_checknumber(L, 3);
+    start = nnlb_checknumber(L, 1);
+    end = nnlb_checknumber(L, 2);
+    if (n >= 3) step = nnlb_checknumber(L, 3);
   }
   nnl_dtype dt = nnlb_dtype(L, n + 1, allint ? NNL_I64 : NNL_F32);
   return nnlb_push(L, nnl_arange(start, end, step, dt));
@@ -335,19 +367,19 @@ static int push_as(lua_State *L, nnl_tensor *t, nnl_dtype dt) {
 }
 
 static int l_linspace(lua_State *L) {
-  lua_Number a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
-  lua_Integer n = luaL_checkinteger(L, 3);
+  lua_Number a = nnlb_checknumber(L, 1), b = nnlb_checknumber(L, 2);
+  lua_Integer n = nnlb_checkinteger(L, 3);
   nnl_dtype dt = nnlb_dtype(L, 4, NNL_F32);
   return push_as(L, nnl_linspace(a, b, n), dt);
 }
 
 /* eye(n), eye(n, m), eye(n, "int64"), eye(n, m, "int64") */
 static int l_eye(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer n = nnlb_checkinteger(L, 1);
   int has_m = lua_type(L, 2) == LUA_TNUMBER;
-  lua_Integer m = has_m ? luaL_checkinteger(L, 2) : n;
+  lua_Integer m = has_m ? nnlb_checkinteger(L, 2) : n;
   nnl_dtype dt = nnlb_dtype(L, has_m ? 3 : 2, NNL_F32);
-  luaL_argcheck(L, n >= 0 && m >= 0, 1, "sizes must be non-negative");
+  nnlb_argcheck(L, n >= 0 && m >= 0, 1, "sizes must be non-negative");
   return push_as(L, nnl_eye(n, m), dt);
 }
 
@@ -368,8 +400,8 @@ static int l_randn(lua_State *L) { return rand_any(L, 1); }
  * [0, hi). int64 unless a dtype is given. */
 static int l_randint(lua_State *L) {
   int two = lua_type(L, 2) == LUA_TNUMBER;
-  lua_Integer lo = two ? luaL_checkinteger(L, 1) : 0;
-  lua_Integer hi = luaL_checkinteger(L, two ? 2 : 1);
+  lua_Integer lo = two ? nnlb_checkinteger(L, 1) : 0;
+  lua_Integer hi = nnlb_checkinteger(L, two ? 2 : 1);
   int64_t shape[NNL_MAXDIM];
   int next, nd = nnlb_sizes(L, two ? 3 : 2, shape, &next);
   nnl_dtype dt = nnlb_dtype(L, next, NNL_I64);
@@ -378,7 +410,7 @@ static int l_randint(lua_State *L) {
 
 /* randperm(n [, dtype]): a permutation of 1..n (1-based, as every index in nnlua). */
 static int l_randperm(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer n = nnlb_checkinteger(L, 1);
   nnl_dtype dt = nnlb_dtype(L, 2, NNL_I64);
   nnl_tensor *p = nnl_randperm(n);
   if (!p) return nnlb_fail(L);
@@ -388,7 +420,7 @@ static int l_randperm(lua_State *L) {
 }
 
 static int l_manual_seed(lua_State *L) {
-  lua_Integer s = luaL_checkinteger(L, 1);
+  lua_Integer s = nnlb_checkinteger(L, 1);
   nnl_manual_seed((uint64_t)s);
   return 0;
 }
@@ -405,11 +437,11 @@ static int l_get_rng_state(lua_State *L) {
 }
 
 static int l_set_rng_state(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  nnlb_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "seed");
   lua_getfield(L, 1, "offset");
   if (!lua_isinteger(L, -1) || !lua_isinteger(L, -2))
-    return luaL_argerror(L, 1, "expected {seed = integer, offset = integer}");
+    return nnlb_argerror(L, 1, "expected {seed = integer, offset = integer}");
   nnl_rng_set_state((uint64_t)lua_tointeger(L, -2), (uint64_t)lua_tointeger(L, -1));
   return 0;
 }
@@ -484,7 +516,7 @@ static void check_indices(lua_State *L, const nnl_tensor *t, int first, int64_t 
   if (given != t->ndim)
     luaL_error(L, "%s: expected %d indices for a %d-d tensor, got %d", fn, t->ndim, t->ndim, given);
   for (int d = 0; d < t->ndim; d++) {
-    lua_Integer i = luaL_checkinteger(L, first + d);
+    lua_Integer i = nnlb_checkinteger(L, first + d);
     if (i < 0) i += t->shape[d] + 1;
     if (i < 1 || i > t->shape[d])
       luaL_error(L, "%s: index %I is out of range for dimension %d of size %I", fn,
@@ -509,11 +541,17 @@ static void check_writable(lua_State *L, nnl_tensor *t, const char *fn) {
 
 static int m_set(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
-  lua_Number v = luaL_checknumber(L, 2);
+  lua_Number v = nnlb_checknumber(L, 2);
   int64_t idx[NNL_MAXDIM];
   check_indices(L, t, 3, idx, "set");
   check_writable(L, t, "set");
-  nnl_tensor_set(t, idx, v);
+  if (t->dtype == NNL_I64 && lua_isinteger(L, 2)) { /* exact beyond 2^53 */
+    int64_t o = t->offset;
+    for (int d = 0; d < t->ndim; d++) o += idx[d] * t->stride[d];
+    ((int64_t *)t->storage->data)[o] = (int64_t)lua_tointeger(L, 2);
+  } else {
+    nnl_tensor_set(t, idx, v);
+  }
   lua_settop(L, 1);
   return 1;
 }
@@ -533,7 +571,7 @@ static int m_item(lua_State *L) {
 static int t_index(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
   if (lua_type(L, 2) == LUA_TNUMBER) {
-    lua_Integer i = luaL_checkinteger(L, 2);
+    lua_Integer i = nnlb_checkinteger(L, 2);
     if (t->ndim == 0) return luaL_error(L, "index: cannot index a 0-d tensor; use item()");
     if (i < 0) i += t->shape[0] + 1;
     if (i < 1 || i > t->shape[0])
@@ -574,7 +612,7 @@ static int t_index(lua_State *L) {
 static int t_newindex(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
   if (lua_type(L, 2) == LUA_TNUMBER) {
-    lua_Integer i = luaL_checkinteger(L, 2);
+    lua_Integer i = nnlb_checkinteger(L, 2);
     if (t->ndim == 0) return luaL_error(L, "index: cannot index a 0-d tensor");
     if (i < 0) i += t->shape[0] + 1;
     if (i < 1 || i > t->shape[0])
@@ -588,7 +626,7 @@ static int t_newindex(lua_State *L) {
     if (src) {
       rc = nnl_copy_(row, src);
     } else if (lua_isnumber(L, 3)) {
-      rc = nnl_fill_(row, lua_tonumber(L, 3));
+      rc = fill_from(L, row, 3);
     } else {
       nnl_tensor_release(row);
       return luaL_error(L, "index assignment: expected a number or a tensor, got %s", luaL_typename(L, 3));
@@ -614,7 +652,7 @@ static int t_newindex(lua_State *L) {
 }
 
 static int t_gc(lua_State *L) {
-  nnl_tensor **ud = luaL_checkudata(L, 1, NNL_TENSOR_MT);
+  nnl_tensor **ud = nnlb_checkudata(L, 1, NNL_TENSOR_MT);
   nnl_tensor_release(*ud);
   *ud = NULL;
   return 0;
@@ -685,18 +723,18 @@ static int sizes_with_minus1(lua_State *L, int arg, int64_t *shape) {
   int nd = 0, top = lua_gettop(L);
   if (lua_istable(L, arg)) {
     int n = (int)luaL_len(L, arg);
-    luaL_argcheck(L, n <= NNL_MAXDIM, arg, "too many dimensions");
+    nnlb_argcheck(L, n <= NNL_MAXDIM, arg, "too many dimensions");
     for (int i = 1; i <= n; i++) {
       lua_geti(L, arg, i);
-      if (!lua_isinteger(L, -1)) luaL_argerror(L, arg, "sizes must be integers");
+      if (!lua_isinteger(L, -1)) nnlb_argerror(L, arg, "sizes must be integers");
       shape[nd++] = lua_tointeger(L, -1);
       lua_pop(L, 1);
     }
     return nd;
   }
   for (; arg <= top; arg++) {
-    luaL_argcheck(L, nd < NNL_MAXDIM, arg, "too many dimensions");
-    shape[nd++] = luaL_checkinteger(L, arg);
+    nnlb_argcheck(L, nd < NNL_MAXDIM, arg, "too many dimensions");
+    shape[nd++] = nnlb_checkinteger(L, arg);
   }
   return nd;
 }
@@ -746,7 +784,7 @@ static int m_permute(lua_State *L) {
 static int m_narrow(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
   int d = nnlb_dim(L, 2, t->ndim, 0);
-  lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+  lua_Integer start = nnlb_checkinteger(L, 3), len = nnlb_checkinteger(L, 4);
   if (start < 0) start += t->shape[d] + 1;
   return nnlb_push(L, nnl_narrow(t, d, start - 1, len));
 }
@@ -754,7 +792,7 @@ static int m_narrow(lua_State *L) {
 static int m_select(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
   int d = nnlb_dim(L, 2, t->ndim, 0);
-  lua_Integer i = luaL_checkinteger(L, 3);
+  lua_Integer i = nnlb_checkinteger(L, 3);
   if (i < 0) i += t->shape[d] + 1;
   return nnlb_push(L, nnl_select(t, d, i - 1));
 }
@@ -812,9 +850,9 @@ static int m_long(lua_State *L) { lua_settop(L, 1); lua_pushstring(L, "int64"); 
 static int m_byte(lua_State *L) { lua_settop(L, 1); lua_pushstring(L, "uint8"); return m_to(L); }
 
 static int tensors_arg(lua_State *L, int arg, nnl_tensor **ts, int max, const char *fn) {
-  luaL_argexpected(L, lua_istable(L, arg), arg, "table of tensors");
+  nnlb_argexpected(L, lua_istable(L, arg), arg, "table of tensors");
   int n = (int)luaL_len(L, arg);
-  if (n > max) luaL_argerror(L, arg, "too many tensors");
+  if (n > max) nnlb_argerror(L, arg, "too many tensors");
   for (int i = 0; i < n; i++) {
     lua_geti(L, arg, i + 1);
     ts[i] = nnlb_test(L, -1);
@@ -830,11 +868,11 @@ static int cat_or_stack(lua_State *L, int stack) {
   nnl_tensor *ts[4096];
   int n = tensors_arg(L, 1, ts, 4096, stack ? "stack" : "cat");
   if (n == 0) return luaL_error(L, "%s: expected a non-empty list of tensors", stack ? "stack" : "cat");
-  lua_Integer d = luaL_optinteger(L, 2, 1);
+  lua_Integer d = nnlb_optinteger(L, 2, 1);
   int nd = ts[0]->ndim + stack;
   if (d < 0) d += nd + 1;
   if (d < 1 || d > nd) return luaL_error(L, "%s: dimension %d out of range (expected 1 to %d)",
-                                         stack ? "stack" : "cat", (int)luaL_optinteger(L, 2, 1), nd);
+                                         stack ? "stack" : "cat", (int)nnlb_optinteger(L, 2, 1), nd);
   return nnlb_push(L, stack ? nnl_stack(ts, n, (int)d - 1) : nnl_cat(ts, n, (int)d - 1));
 }
 static int l_cat(lua_State *L) { return cat_or_stack(L, 0); }
@@ -842,15 +880,22 @@ static int l_stack(lua_State *L) { return cat_or_stack(L, 1); }
 
 /* ---- in place (outside autograd) ---- */
 
-static int fill(lua_State *L, lua_Number v, const char *fn) {
+static int m_fill_(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
-  check_writable(L, t, fn);
-  nnl_fill_(t, v);
+  nnlb_checknumber(L, 2);
+  check_writable(L, t, "fill_");
+  fill_from(L, t, 2);
   lua_settop(L, 1);
   return 1;
 }
-static int m_fill_(lua_State *L) { return fill(L, luaL_checknumber(L, 2), "fill_"); }
-static int m_zero_(lua_State *L) { return fill(L, 0, "zero_"); }
+
+static int m_zero_(lua_State *L) {
+  nnl_tensor *t = nnlb_check(L, 1);
+  check_writable(L, t, "zero_");
+  nnl_fill_(t, 0);
+  lua_settop(L, 1);
+  return 1;
+}
 
 static int m_copy_(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1), *s = nnlb_check(L, 2);
@@ -863,7 +908,7 @@ static int m_copy_(lua_State *L) {
 static int m_uniform_(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
   check_writable(L, t, "uniform_");
-  if (nnl_uniform_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1))) return nnlb_fail(L);
+  if (nnl_uniform_(t, nnlb_optnumber(L, 2, 0), nnlb_optnumber(L, 3, 1))) return nnlb_fail(L);
   lua_settop(L, 1);
   return 1;
 }
@@ -871,7 +916,7 @@ static int m_uniform_(lua_State *L) {
 static int m_normal_(lua_State *L) {
   nnl_tensor *t = nnlb_check(L, 1);
   check_writable(L, t, "normal_");
-  if (nnl_normal_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1))) return nnlb_fail(L);
+  if (nnl_normal_(t, nnlb_optnumber(L, 2, 0), nnlb_optnumber(L, 3, 1))) return nnlb_fail(L);
   lua_settop(L, 1);
   return 1;
 }

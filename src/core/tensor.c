@@ -754,7 +754,7 @@ nnl_tensor *nnl_raw_permute(nnl_tensor *t, const int *perm) {
 
 nnl_tensor *nnl_raw_narrow(nnl_tensor *t, int dim, int64_t start, int64_t len) {
   if (check_dim(t, dim, 0, "narrow")) return NULL;
-  if (start < 0 || len < 0 || start + len > t->shape[dim]) {
+  if (start < 0 || len < 0 || len > t->shape[dim] - start) { /* start + len could overflow */
     nnl_set_error("narrow: start %lld and length %lld exceed dimension %d of size %lld",
                   (long long)start + 1, (long long)len, dim + 1, (long long)t->shape[dim]);
     return NULL;

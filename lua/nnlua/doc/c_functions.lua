@@ -477,7 +477,9 @@ D["nn.save"] = {
 }
 D["nn.load"] = {
   signature = "nn.load(path) -> tensors, metadata",
-  summary = "Read a safetensors file: floating types become float32, integers int64, bool and uint8 uint8.",
+  summary = "Read a safetensors file: floating types become float32, integers int64, bool and uint8 uint8.\n"
+    .. "The tensors' table remembers the file (getmetatable(t).source), so model:load_state_dict(t)\n"
+    .. "names it when the tensors do not fit; errors about a corrupt or truncated file name it too.",
   params = { { "path", "string", "the file" } },
   returns = "table<string, Tensor>, table<string, string>: the tensors by name and the metadata",
   example = 'local path = os.tmpname()\nnn.save(path, {b = nn.ones(2)})\nlocal t = nn.load(path)\nprint(t.b)\nos.remove(path)',

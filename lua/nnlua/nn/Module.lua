@@ -493,7 +493,9 @@ function Module:load_state_dict(sd, opts)
   end
   for _, p in ipairs(problems) do msgs[#msgs + 1] = p end
   if #msgs > 0 then
-    error("Error(s) in loading state_dict for " .. self.__name .. ":\n\t" .. table.concat(msgs, "\n\t"), 2)
+    local mt = getmetatable(sd) -- nn.load(path) records the file
+    local from = type(mt) == "table" and type(mt.source) == "string" and (" from " .. mt.source) or ""
+    error("Error(s) in loading state_dict for " .. self.__name .. from .. ":\n\t" .. table.concat(msgs, "\n\t"), 2)
   end
   nn.no_grad(function()
     for _, c in ipairs(copies) do c[1]:copy_(c[2]) end

@@ -258,7 +258,8 @@ function M.load_checkpoint(path, opts)
     end
     if opts.model then
       if not next(model_state) then error(("load_checkpoint: %s holds no model state"):format(path), 0) end
-      opts.model:load_state_dict(model_state, { strict = opts.strict ~= false })
+      local ok_m, err = pcall(opts.model.load_state_dict, opts.model, model_state, { strict = opts.strict ~= false })
+      if not ok_m then error(("load_checkpoint: %s: %s"):format(path, tostring(err)), 0) end
     end
     if opts.optimizer then
       local o = need("optimizer", "optimizer state")
