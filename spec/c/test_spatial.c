@@ -121,6 +121,12 @@ static const shape shapes[] = {
     {2, 2, 9, 9, 4, 3, 3, 4, 4, 4, 4, 1, 1, 2},    {7, 3, 5, 8, 6, 2, 3, 1, 2, 1, 1, 1, 1, 3},
     {2, 4, 3, 3, 4, 3, 3, 1, 1, 1, 1, 2, 2, 1},    {4, 64, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {3, 2, 1, 9, 4, 1, 3, 1, 1, 0, 1, 1, 1, 2},    {5, 12, 10, 10, 12, 3, 3, 1, 1, 1, 1, 1, 1, 12},
+    /* planes of 1024 outputs and more: one image at a time in bands of rows */
+    {2, 4, 40, 45, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2},  {3, 3, 70, 33, 4, 5, 3, 2, 1, 2, 1, 1, 1, 1},
+    /* small planes: several images side by side in one gemm (ResNet's 7x7 and strided 1x1s),
+     * and a batch split into two such groups (5 images of 64x28x28 columns) */
+    {8, 16, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1},  {4, 8, 15, 15, 16, 1, 1, 2, 2, 0, 0, 1, 1, 1},
+    {3, 8, 9, 9, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1},    {5, 64, 28, 28, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
 };
 #define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
@@ -347,6 +353,54 @@ static void test_pool(void) {
 #undef POOL
 }
 
+/* The 3x3 stride-2 pad-1 fast path against the naive loop on sizes around its 16-wide steps:
+ * values from a few integers (ties everywhere), -inf (whole windows of it too) and NaNs.
+ * Gradients are integers, so every order of summation gives the same bits. */
+static void maxpool_3x3s2_case(int N, int C, int H, int W, int seed) {
+  nnl_pool2d_dims d = {N, C, H, W, 3, 3, 2, 2, 1, 1, 1, 1};
+  int OH = nnl_conv_out_size(H, 3, 2, 1, 1), OW = nnl_conv_out_size(W, 3, 2, 1, 1);
+  long nx = (long)N * C * H * W, ny = (long)N * C * OH * OW, badv = 0, badi = 0, badg = 0;
+  float *x = alloc(nx), *y = alloc(ny), *yn = alloc(ny), *dy = alloc(ny);
+  int64_t *ind = calloc((size_t)ny, sizeof(int64_t)), *in = calloc((size_t)ny, sizeof(int64_t));
+  for (long i = 0; i < nx; i++) {
+    float r = frand();
+    x[i] = r < -0.9f ? -INFINITY : r > 0.97f ? NAN : (float)(int)(3.0f * frand());
+  }
+  if (seed % 2 && nx >= (long)H * W) /* the first plane all -inf */
+    for (long i = 0; i < (long)H * W; i++) x[i] = -INFINITY;
+  for (long i = 0; i < ny; i++) dy[i] = (float)(int)(8.0f * frand());
+  nnl_max_pool2d_forward(y, ind, x, &d);
+  maxpool_naive(yn, in, x, &d, OH, OW);
+  for (long i = 0; i < ny; i++) {
+    badv += !(y[i] == yn[i] || (isnan(y[i]) && isnan(yn[i])));
+    badi += ind[i] != in[i];
+  }
+  float *dx = alloc(nx), *want = alloc(nx), *prior = alloc(nx);
+  for (int acc = 0; acc < 2; acc++) {
+    for (long i = 0; i < nx; i++) prior[i] = (float)(int)(4.0f * frand());
+    for (long i = 0; i < nx; i++) dx[i] = acc ? prior[i] : NAN, want[i] = acc ? prior[i] : 0.0f;
+    for (long pl = 0; pl < (long)N * C; pl++)
+      for (long o = 0; o < (long)OH * OW; o++) want[pl * H * W + in[pl * OH * OW + o]] += dy[pl * OH * OW + o];
+    if (acc) nnl_max_pool2d_backward(dx, dy, ind, &d);
+    else nnl_max_pool2d_backward_into(dx, dy, ind, &d);
+    for (long i = 0; i < nx; i++) badg += dx[i] != want[i];
+  }
+  char what[96];
+  snprintf(what, sizeof what, "max 3x3 s2 p1 fast path N%d C%d %dx%d", N, C, H, W);
+  if (badv || badi || badg)
+    printf("FAIL %s: %ld values, %ld indices, %ld gradients differ\n", what, badv, badi, badg), failures++;
+  else printf("ok   %s (ties, -inf, NaN; dx stored and added)\n", what);
+  free(x), free(y), free(yn), free(dy), free(ind), free(in), free(dx), free(want), free(prior);
+}
+
+static void test_maxpool_3x3s2(void) {
+  static const int hw[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {3, 3}, {4, 5}, {7, 7}, {8, 9},
+                              {31, 32}, {32, 33}, {33, 34}, {35, 65}, {17, 64}, {12, 96}, {9, 97}};
+  for (int i = 0; i < (int)(sizeof hw / sizeof hw[0]); i++) maxpool_3x3s2_case(2, 3, hw[i][0], hw[i][1], i);
+  maxpool_3x3s2_case(2, 8, 64, 64, 1); /* enough work for threads */
+  maxpool_3x3s2_case(1, 2, 112, 111, 0);
+}
+
 /* ---- batch norm ---- */
 
 typedef struct {
@@ -487,6 +541,7 @@ int main(void) {
   test_conv();
   test_conv_ref_numeric();
   test_pool();
+  test_maxpool_3x3s2();
   test_batchnorm();
   printf(failures ? "test_spatial: %d FAILED\n" : "test_spatial: all passed\n", failures);
   return failures ? 1 : 0;

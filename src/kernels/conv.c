@@ -1,6 +1,6 @@
 /* conv.c — 2-D convolution over NCHW as im2col + nnl_sgemm (darknet style), forward and backward.
- * Images run in parallel, each thread with its own column buffer; 1x1 stride-1 convs skip im2col;
- * few-channel stride-1 convs (a first layer) run direct AVX-512 loops where the CPU has them. */
+ * Large planes: images in parallel, a band of rows at a time; small planes: several images' columns
+ * side by side in one wide gemm; few-channel stride-1 convs run direct AVX-512 loops. */
 #include "spatial.h"
 
 #include <omp.h>
@@ -22,6 +22,17 @@
 #define NNL_CONV_TILE (1L << 17)
 #endif
 
+/* Small planes (under NNL_CONV_GROUP_P outputs: ResNet's 14x14 and 7x7) give per-image gemms
+ * too narrow to run well (a 7x7 plane is 49 columns, and the weights get packed again for every
+ * one). Their columns are built for a group of images side by side instead, up to
+ * NNL_CONV_GROUP_TILE floats, and one threaded gemm covers the group. */
+#ifndef NNL_CONV_GROUP_P
+#define NNL_CONV_GROUP_P 256
+#endif
+#ifndef NNL_CONV_GROUP_TILE
+#define NNL_CONV_GROUP_TILE (1L << 21)
+#endif
+
 int nnl_conv_out_size(int in, int k, int stride, int pad, int dil) {
   long span = (long)in + 2L * pad - (long)dil * (k - 1) - 1;
   if (span < 0 || stride <= 0) return 0;
@@ -35,6 +46,7 @@ typedef struct {
   long Kc;    /* Cg*KH*KW: rows of the column matrix, columns of a filter row */
   int band;   /* output rows per column band */
   int direct; /* the input plane already is the column matrix */
+  int group;  /* images per column matrix, 0 for one image (or a band of it) at a time */
 } geom;
 
 static void set_geom(const nnl_conv2d_dims *d, geom *g) {
@@ -51,6 +63,12 @@ static void set_geom(const nnl_conv2d_dims *d, geom *g) {
   g->band = row >= NNL_CONV_TILE ? 1 : (int)(NNL_CONV_TILE / row);
   if (g->band > g->OH) g->band = g->OH;
   if (g->band < 1) g->band = 1;
+  long img = g->Kc * g->P;
+  g->group = 0;
+  if (d->N > 1 && g->P < NNL_CONV_GROUP_P && 2 * img <= NNL_CONV_GROUP_TILE) {
+    long G = NNL_CONV_GROUP_TILE / img;
+    g->group = G < d->N ? (int)G : d->N;
+  }
 }
 
 /* ---- im2col / col2im for one image and one group ---- */
@@ -76,11 +94,19 @@ static void valid_rows(const nnl_conv2d_dims *d, const geom *g, int ki, int oh0,
   if (*b < *a) *b = *a;
 }
 
-/* col: (Cg*KH*KW, (oh1-oh0)*OW) <- x: (Cg, H, W), the columns of output rows oh0..oh1-1.
- * Fills the rows of kernel rows r0..r1-1, where r = c*KH + ki, so callers can split by rows. */
-static void im2col(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g, int oh0,
-                   int oh1, long r0, long r1) {
-  long bp = (long)(oh1 - oh0) * g->OW;
+/* col: (Cg*KH*KW, (oh1-oh0)*OW) in rows ld floats apart <- x: (Cg, H, W), the columns of output
+ * rows oh0..oh1-1. Fills the rows of kernel rows r0..r1-1, where r = c*KH + ki, so callers can
+ * split by rows. */
+/* The copies are most of what im2col and col2im do: built for AVX-512 too where the CPU has it
+ * (the strided ones of a stride-2 conv become vector permutes there). */
+#if NNL_CONV_DIRECT
+#define CONV_CLONES __attribute__((target_clones("avx512f", "default")))
+#else
+#define CONV_CLONES
+#endif
+
+CONV_CLONES static void im2col(float *col, long ld, const float *x, const nnl_conv2d_dims *d,
+                               const geom *g, int oh0, int oh1, long r0, long r1) {
   int OW = g->OW, sw = d->stride_w;
   /* stride 1 and OW == W: consecutive output rows read consecutive input rows, so a kernel
    * tap's whole column row is one shifted copy of the plane (then the wrapped edges are zeroed) */
@@ -90,7 +116,7 @@ static void im2col(float *col, const float *x, const nnl_conv2d_dims *d, const g
     const float *xc = x + c * g->HW;
     valid_rows(d, g, ki, oh0, oh1, &ra, &rb);
     for (int kj = 0; kj < d->KW; kj++) {
-      float *row = col + (r * d->KW + kj) * bp;
+      float *row = col + (r * d->KW + kj) * ld;
       int off = kj * d->dil_w - d->pad_w, lo, hi;
       valid_range(OW, d->W, sw, off, &lo, &hi);
       memset(row, 0, sizeof(float) * (ra - oh0) * OW);
@@ -115,6 +141,7 @@ static void im2col(float *col, const float *x, const nnl_conv2d_dims *d, const g
 #pragma omp simd
           for (int ow = lo; ow < hi; ow++) o[ow] = xr[ow + off];
         } else {
+#pragma omp simd
           for (int ow = lo; ow < hi; ow++) o[ow] = xr[ow * sw + off];
         }
         for (int ow = hi; ow < OW; ow++) o[ow] = 0.0f;
@@ -123,11 +150,10 @@ static void im2col(float *col, const float *x, const nnl_conv2d_dims *d, const g
   }
 }
 
-/* dx: (Cg, H, W) += col: (Cg*KH*KW, (oh1-oh0)*OW) for channels c0..c1-1 (a channel's rows
- * all land in its own plane, so splitting by channel is race-free). */
-static void col2im(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g, int oh0,
-                   int oh1, int c0, int c1) {
-  long bp = (long)(oh1 - oh0) * g->OW;
+/* dx: (Cg, H, W) += col: (Cg*KH*KW, (oh1-oh0)*OW) in rows ld floats apart, for channels
+ * c0..c1-1 (a channel's rows all land in its own plane, so splitting by channel is race-free). */
+CONV_CLONES static void col2im(float *dx, const float *col, long ld, const nnl_conv2d_dims *d,
+                               const geom *g, int oh0, int oh1, int c0, int c1) {
   int OW = g->OW, sw = d->stride_w;
   for (int c = c0; c < c1; c++) {
     float *dxc = dx + c * g->HW;
@@ -135,7 +161,7 @@ static void col2im(float *dx, const float *col, const nnl_conv2d_dims *d, const 
       int ra, rb;
       valid_rows(d, g, ki, oh0, oh1, &ra, &rb);
       for (int kj = 0; kj < d->KW; kj++) {
-        const float *row = col + (((long)c * d->KH + ki) * d->KW + kj) * bp;
+        const float *row = col + (((long)c * d->KH + ki) * d->KW + kj) * ld;
         int off = kj * d->dil_w - d->pad_w, lo, hi;
         valid_range(OW, d->W, sw, off, &lo, &hi);
         for (int oh = ra; oh < rb; oh++) {
@@ -157,23 +183,112 @@ static void col2im(float *dx, const float *col, const nnl_conv2d_dims *d, const 
  * threads too; inside the per-image parallel loop they run on the calling thread. */
 static void im2col_band(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g,
                         int oh0, int oh1, int par) {
-  long rows = (long)g->Cg * d->KH;
-  if (!par || g->Kc * (oh1 - oh0) * g->OW <= NNL_PAR_MIN) {
-    im2col(col, x, d, g, oh0, oh1, 0, rows);
+  long rows = (long)g->Cg * d->KH, bp = (long)(oh1 - oh0) * g->OW;
+  if (!par || g->Kc * bp <= NNL_PAR_MIN) {
+    im2col(col, bp, x, d, g, oh0, oh1, 0, rows);
     return;
   }
 #pragma omp parallel for schedule(static)
-  for (long r = 0; r < rows; r++) im2col(col, x, d, g, oh0, oh1, r, r + 1);
+  for (long r = 0; r < rows; r++) im2col(col, bp, x, d, g, oh0, oh1, r, r + 1);
 }
 
 static void col2im_band(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g,
                         int oh0, int oh1, int par) {
-  if (!par || g->Kc * (oh1 - oh0) * g->OW <= NNL_PAR_MIN) {
-    col2im(dx, col, d, g, oh0, oh1, 0, g->Cg);
+  long bp = (long)(oh1 - oh0) * g->OW;
+  if (!par || g->Kc * bp <= NNL_PAR_MIN) {
+    col2im(dx, col, bp, d, g, oh0, oh1, 0, g->Cg);
     return;
   }
 #pragma omp parallel for schedule(static)
-  for (int c = 0; c < g->Cg; c++) col2im(dx, col, d, g, oh0, oh1, c, c + 1);
+  for (int c = 0; c < g->Cg; c++) col2im(dx, col, bp, d, g, oh0, oh1, c, c + 1);
+}
+
+/* ---- groups of whole images: columns (Kc, G*P), image j's in columns j*P .. j*P + P-1 ---- */
+
+/* col <- images n0..n0+G-1, channels of conv group grp; the threads split (image, kernel row) */
+static void im2col_images(float *col, const float *x, const nnl_conv2d_dims *d, const geom *g,
+                          int n0, int G, int grp) {
+  long rows = (long)g->Cg * d->KH, ld = (long)G * g->P;
+#pragma omp parallel for collapse(2) schedule(static) if (g->Kc * ld > NNL_PAR_MIN)
+  for (int j = 0; j < G; j++)
+    for (long r = 0; r < rows; r++)
+      im2col(col + (long)j * g->P, ld, x + ((long)(n0 + j) * d->C + (long)grp * g->Cg) * g->HW,
+             d, g, 0, g->OH, r, r + 1);
+}
+
+/* dx of images n0..n0+G-1, conv group grp += col; the threads split (image, channel) */
+static void col2im_images(float *dx, const float *col, const nnl_conv2d_dims *d, const geom *g,
+                          int n0, int G, int grp) {
+  long ld = (long)G * g->P;
+#pragma omp parallel for collapse(2) schedule(static) if (g->Kc * ld > NNL_PAR_MIN)
+  for (int j = 0; j < G; j++)
+    for (int c = 0; c < g->Cg; c++)
+      col2im(dx + ((long)(n0 + j) * d->C + (long)grp * g->Cg) * g->HW, col + (long)j * g->P, ld, d,
+             g, 0, g->OH, c, c + 1);
+}
+
+/* yt: (Fg, G*P) <-> y: (N, F, P), images n0..n0+G-1 and the filters of conv group grp. Forward
+ * (to_y): y = yt + bias. Backward: yt = y (gathering dy for the group's gemms). */
+static void move_images(float *y, float *yt, const float *bias, const nnl_conv2d_dims *d,
+                        const geom *g, int n0, int G, int grp, int to_y) {
+  long ld = (long)G * g->P, P = g->P;
+#pragma omp parallel for collapse(2) schedule(static) if (g->Fg * ld > NNL_PAR_MIN)
+  for (int j = 0; j < G; j++)
+    for (int f = 0; f < g->Fg; f++) {
+      float *yr = y + ((long)(n0 + j) * d->F + (long)grp * g->Fg + f) * P;
+      float *tr = yt + f * ld + j * P;
+      if (!to_y) {
+        memcpy(tr, yr, sizeof(float) * P);
+        continue;
+      }
+      float b = bias ? bias[grp * g->Fg + f] : 0.0f;
+#pragma omp simd
+      for (long p = 0; p < P; p++) yr[p] = tr[p] + b;
+    }
+}
+
+/* Scratch of the grouped path: the column matrix and the (Fg, G*P) staging of y or dy. */
+static size_t group_floats(const geom *g) {
+  return (size_t)(g->Kc + g->Fg) * g->group * g->P;
+}
+
+static void forward_groups(float *y, const float *x, const float *weight, const float *bias,
+                           const nnl_conv2d_dims *d, const geom *g, float *ws) {
+  int Kc = (int)g->Kc;
+  for (int n0 = 0; n0 < d->N; n0 += g->group) {
+    int G = d->N - n0 < g->group ? d->N - n0 : g->group, ld = G * (int)g->P;
+    float *col = ws, *yt = ws + g->Kc * ld; /* (Kc, ld), (Fg, ld) */
+    for (int grp = 0; grp < d->groups; grp++) {
+      im2col_images(col, x, d, g, n0, G, grp);
+      nnl_sgemm(0, 0, g->Fg, ld, Kc, 1.0f, weight + (long)grp * g->Fg * Kc, Kc, col, ld, 0.0f, yt,
+                ld);
+      move_images(y, yt, bias, d, g, n0, G, grp, 1);
+    }
+  }
+}
+
+/* dW_g += dY_g · cols^T and cols = W_g^T · dY_g, col2im'd onto dx, a group of images at a time */
+static void backward_groups(float *dx, float *dweight, const float *dy, const float *x,
+                            const float *weight, const nnl_conv2d_dims *d, const geom *g,
+                            float *ws) {
+  int Kc = (int)g->Kc;
+  for (int n0 = 0; n0 < d->N; n0 += g->group) {
+    int G = d->N - n0 < g->group ? d->N - n0 : g->group, ld = G * (int)g->P;
+    float *col = ws, *dyt = ws + g->Kc * ld; /* (Kc, ld), (Fg, ld) */
+    for (int grp = 0; grp < d->groups; grp++) {
+      move_images((float *)dy, dyt, NULL, d, g, n0, G, grp, 0);
+      if (dweight) {
+        im2col_images(col, x, d, g, n0, G, grp);
+        nnl_sgemm(0, 1, g->Fg, Kc, ld, 1.0f, dyt, ld, col, ld, 1.0f,
+                  dweight + (long)grp * g->Fg * Kc, Kc);
+      }
+      if (dx) {
+        nnl_sgemm(1, 0, Kc, ld, g->Fg, 1.0f, weight + (long)grp * g->Fg * Kc, Kc, dyt, ld, 0.0f,
+                  col, ld);
+        col2im_images(dx, col, d, g, n0, G, grp);
+      }
+    }
+  }
 }
 
 /* ---- direct loops for few input channels (AVX-512) ----
@@ -206,6 +321,11 @@ static int direct_ok(const nnl_conv2d_dims *d, const geom *g) {
   (void)d, (void)g;
   return 0;
 #endif
+}
+
+/* The grouped path, unless the direct loops take the conv (their dx uses per-image buffers). */
+static int grouped(const nnl_conv2d_dims *d, const geom *g) {
+  return g->group > 0 && !direct_ok(d, g);
 }
 
 static void set_dgeom(const nnl_conv2d_dims *d, const geom *g, dgeom *q) {
@@ -442,6 +562,7 @@ static size_t col_floats(const geom *g) {
  * accumulates straight into dweight). With the direct loops: their scratch, or T column buffers
  * for a dx, whichever is more. */
 static size_t ws_need(const nnl_conv2d_dims *d, const geom *g, int with_dw, int T) {
+  if (grouped(d, g)) return group_floats(g);
   if (direct_ok(d, g)) {
     dgeom q;
     set_dgeom(d, g, &q);
@@ -457,6 +578,7 @@ static size_t ws_need(const nnl_conv2d_dims *d, const geom *g, int with_dw, int 
  * the small per-image gemms all scale); otherwise one image at a time with threaded sgemm. */
 static int image_threads(const nnl_conv2d_dims *d, const geom *g, int nthreads) {
   double work = (double)d->N * d->F * g->Kc * g->P;
+  if (grouped(d, g)) return 1; /* the threads work inside each step instead */
   if (nthreads <= 1 || d->N < nthreads || work <= NNL_PAR_MIN) return 1;
   return nthreads;
 }
@@ -525,6 +647,11 @@ int nnl_conv2d_forward(float *y, const float *x, const float *weight, const floa
     dgeom q;
     set_dgeom(d, &g, &q);
     direct_forward(y, x, weight, bias, d, &g, &q, ws, T);
+    free(own);
+    return 0;
+  }
+  if (grouped(d, &g)) {
+    forward_groups(y, x, weight, bias, d, &g, ws);
     free(own);
     return 0;
   }
@@ -615,6 +742,11 @@ int nnl_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
     }
   }
   if (dbias) bias_backward(dbias, dy, d, g.P);
+  if (grouped(d, &g)) {
+    backward_groups(dx, dweight, dy, x, weight, d, &g, ws);
+    free(own);
+    return 0;
+  }
   size_t colsz = col_floats(&g), wsz = (size_t)d->F * g.Kc;
   if (T > 1) {
     float *parts = dweight ? ws + (size_t)T * colsz : NULL; /* (T-1, F, Kc) */

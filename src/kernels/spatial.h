@@ -67,7 +67,8 @@ typedef struct nnl_pool2d_dims {
 
 /* Padding counts as -inf; NaN wins (as in PyTorch); ties keep the first in row-major order.
  * indices: flat h*W+w of each maximum inside its (H, W) plane, as PyTorch returns them;
- * may be NULL when no backward follows. 2x2 stride 2 (no pad, no dilation) has a fast path. */
+ * may be NULL when no backward follows. 2x2 stride 2 (no pad, no dilation) and 3x3 stride 2
+ * padding 1 (no dilation) have fast paths. */
 void nnl_max_pool2d_forward(float *y,          /* y: (N, C, OH, OW) */
                             int64_t *indices,  /* indices: (N, C, OH, OW) or NULL */
                             const float *x,    /* x: (N, C, H, W) */
