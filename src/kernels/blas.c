@@ -1,8 +1,28 @@
-/* blas.c — sgemm through OpenBLAS (cblas), and a reference in plain loops.
- * Every matrix product in nnlua goes through nnl_sgemm. */
+/* blas.c — sgemm through our AVX-512 kernel (gemm_avx512.c) or OpenBLAS (cblas), and a reference
+ * in plain loops. Every matrix product in nnlua goes through nnl_sgemm. */
 #include "blas.h"
 
 #include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+/* NNL_GEMM=openblas sends every product to cblas (read once, at the first product). */
+static int own = 0;
+static pthread_once_t own_once = PTHREAD_ONCE_INIT;
+
+static void own_init(void) {
+  const char *e = getenv("NNL_GEMM");
+  own = nnl_sgemm_avx512_available() && !(e && strcmp(e, "openblas") == 0);
+}
+
+/* Shapes where our kernel measured faster than OpenBLAS's (Haswell kernels on Zen 5): all but
+ * the narrow ones, where a 32-column tile is mostly padding or matrix-vector products. */
+static int own_wins(int M, int N, int K) {
+  return N > 16 && M > 2 && K > 4 && (long)M * N * K >= 4096;
+}
 
 void nnl_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,
@@ -13,6 +33,10 @@ void nnl_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
       for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
     return;
   }
+  pthread_once(&own_once, own_init);
+  if (own && own_wins(M, N, K) &&
+      nnl_sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0) == 0)
+    return;
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
               beta, C, ldc);
