@@ -407,21 +407,35 @@ static int check_channel_vec(const nnl_tensor *t, const char *what, int64_t C,
 
 /* ip: 0..8 x's shape, 10 N, 11 C, 12 inner, 13 training; p[0] eps;
  * saved: 0 X, 1 batch mean | running mean, 2 batch invstd | running var, 3 weight. */
+/* g is a float32 tensor over all of its storage that nothing else references: a gradient the
+ * engine handed over, which a backward may overwrite and return. */
+static int owned(const nnl_tensor *g) {
+  return g->dtype == NNL_F32 && nnl_tensor_is_contiguous(g) && g->refcount == 1 &&
+         g->storage->refcount == 1 && g->offset == 0 &&
+         g->storage->nbytes == (size_t)nnl_tensor_numel(g) * sizeof(float);
+}
+
+/* dx is stored, not accumulated: into dy's own buffer when the engine handed it over (no fresh
+ * 6 MB tensor to fault in), else into an uninitialised one. */
 static int bw_batch_norm(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
   int N = (int)n->ip[10], C = (int)n->ip[11], inner = (int)n->ip[12];
   int64_t C64 = C;
-  if (nnl_node_input_needs(n, 0) && !(gin[0] = zeros_input(n))) return -1;
+  nnl_tensor *g = gout[0];
+  if (nnl_node_input_needs(n, 0)) {
+    gin[0] = owned(g) ? nnl_tensor_retain(g) : nnl_tensor_empty(NNL_F32, (int)n->ip[0], &n->ip[1]);
+    if (!gin[0]) return -1;
+  }
   if (nnl_node_input_needs(n, 1) && !(gin[1] = zeros_shaped(1, &C64))) return -1;
   if (nnl_node_input_needs(n, 2) && !(gin[2] = zeros_shaped(1, &C64))) return -1;
   if ((int64_t)N * inner == 0) return 0;
   const float *x = fdata(n->saved[0]), *s1 = fdata(n->saved[1]), *s2 = fdata(n->saved[2]);
   const float *w = fdata(n->saved[3]);
   if (n->ip[13])
-    nnl_batchnorm_backward_train(fdata(gin[0]), fdata(gin[1]), fdata(gin[2]), fdata(gout[0]), x,
-                                 s1, s2, w, N, C, inner);
+    nnl_batchnorm_backward_train_into(fdata(gin[0]), fdata(gin[1]), fdata(gin[2]), fdata(g), x,
+                                      s1, s2, w, N, C, inner);
   else
-    nnl_batchnorm_backward_eval(fdata(gin[0]), fdata(gin[1]), fdata(gin[2]), fdata(gout[0]), x,
-                                s1, s2, w, N, C, inner, n->p[0]);
+    nnl_batchnorm_backward_eval_into(fdata(gin[0]), fdata(gin[1]), fdata(gin[2]), fdata(g), x,
+                                     s1, s2, w, N, C, inner, n->p[0]);
   return 0;
 }
 

@@ -57,6 +57,29 @@ void nnl_conv2d_forward_ref(float *y, const float *x, const float *weight, const
 void nnl_conv2d_backward_ref(float *dx, float *dweight, float *dbias, const float *dy,
                              const float *x, const float *weight, const nnl_conv2d_dims *d);
 
+/* ---- conv2d by Winograd F(2x2, 3x3) (winograd.c) ----
+ * For 3x3 kernels, stride 1, dilation 1, groups 1, the same padding (0, 1 or 2) on both axes:
+ * nnl_conv2d_winograd_fits() says whether d is such a conv. nnl_conv2d_forward and
+ * nnl_conv2d_backward call these themselves where they measured faster; the calls here always
+ * take the Winograd path (tests, benchmarks). Same ws contract as above: ws NULL allocates; a ws
+ * below the one-thread minimum, or a failed malloc, returns -1 with nothing written. */
+int nnl_conv2d_winograd_fits(const nnl_conv2d_dims *d);
+/* Whether nnl_conv2d_forward / _backward (its dx) go through here: fits, and a shape where it
+ * measured faster than im2col; never with the environment variable NNL_CONV_WINOGRAD=0. */
+int nnl_conv2d_winograd_wanted(const nnl_conv2d_dims *d);
+/* Floats of workspace for the forward (backward 0) or the data gradient (1), nthreads as above. */
+size_t nnl_conv2d_winograd_workspace_size(const nnl_conv2d_dims *d, int backward, int nthreads);
+int nnl_conv2d_winograd_forward(float *y,            /* y: (N, F, OH, OW), overwritten */
+                                const float *x,      /* x: (N, C, H, W) */
+                                const float *weight, /* weight: (F, C, 3, 3) */
+                                const float *bias,   /* bias: (F) or NULL */
+                                const nnl_conv2d_dims *d, float *ws, size_t ws_floats);
+/* dx += the data gradient: dy correlated with the 180-degree-rotated filters, padding 2 - pad. */
+int nnl_conv2d_winograd_backward(float *dx,           /* dx: (N, C, H, W), accumulated */
+                                 const float *dy,     /* dy: (N, F, OH, OW) */
+                                 const float *weight, /* weight: (F, C, 3, 3) */
+                                 const nnl_conv2d_dims *d, float *ws, size_t ws_floats);
+
 /* ---- pooling (pool.c) ----
  * x: (N, C, H, W) -> y: (N, C, OH, OW), OH = nnl_conv_out_size(H, KH, stride_h, pad_h, dil_h).
  * The caller checks PyTorch's rule pad <= kernel/2 (so every window holds an input element). */
@@ -125,6 +148,16 @@ void nnl_batchnorm_backward_train(float *dx,               /* dx: (N, C, inner) 
                                   const float *save_invstd,/* save_invstd: (C) */
                                   const float *weight,     /* weight: (C) or NULL */
                                   int N, int C, int inner);
+/* The same gradient stored into dx, not added (dx needs no zero-filling); dx may be dy itself. */
+void nnl_batchnorm_backward_train_into(float *dx,               /* dx: (N, C, inner) or NULL */
+                                       float *dweight,          /* dweight: (C) or NULL, += */
+                                       float *dbias,            /* dbias: (C) or NULL, += */
+                                       const float *dy,         /* dy: (N, C, inner) */
+                                       const float *x,          /* x: (N, C, inner) */
+                                       const float *save_mean,  /* save_mean: (C) */
+                                       const float *save_invstd,/* save_invstd: (C) */
+                                       const float *weight,     /* weight: (C) or NULL */
+                                       int N, int C, int inner);
 /* Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias. */
 void nnl_batchnorm_forward_eval(float *y,                  /* y: (N, C, inner) */
                                 const float *x,            /* x: (N, C, inner) */
@@ -143,5 +176,15 @@ void nnl_batchnorm_backward_eval(float *dx,                 /* dx: (N, C, inner)
                                  const float *running_var,  /* running_var: (C) */
                                  const float *weight,       /* weight: (C) or NULL */
                                  int N, int C, int inner, double eps);
+/* The same, dx stored rather than added; dx may be dy itself. */
+void nnl_batchnorm_backward_eval_into(float *dx,                 /* dx: (N, C, inner) or NULL */
+                                      float *dweight,            /* dweight: (C) or NULL, += */
+                                      float *dbias,              /* dbias: (C) or NULL, += */
+                                      const float *dy,           /* dy: (N, C, inner) */
+                                      const float *x,            /* x: (N, C, inner) */
+                                      const float *running_mean, /* running_mean: (C) */
+                                      const float *running_var,  /* running_var: (C) */
+                                      const float *weight,       /* weight: (C) or NULL */
+                                      int N, int C, int inner, double eps);
 
 #endif
