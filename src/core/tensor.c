@@ -21,8 +21,9 @@ size_t nnl_tensor_nbytes_total(void) { return atomic_load(&live_bytes); }
 /* Large blocks are kept for reuse: a fresh 40 MB buffer costs ~10k page faults, so an
  * allocating a + b would otherwise run at a quarter of memory bandwidth. From 64 KB up:
  * malloc hands blocks that size back to the kernel (mmap, heap trimming), so a training step's
- * activations and gradients would fault in again every step. The cache is small and bounded;
- * the sanitizer build skips it so use-after-free stays visible. */
+ * activations and gradients would fault in again every step. 256 slots hold a ResNet-18
+ * training step's blocks (32 left ~4,500 page faults per step); at most 1 GB is kept.
+ * The sanitizer build skips it so use-after-free stays visible. */
 #if defined(__has_feature) /* clang does not define __SANITIZE_ADDRESS__ */
 #if __has_feature(address_sanitizer)
 #define NNL_ASAN 1
@@ -31,7 +32,7 @@ size_t nnl_tensor_nbytes_total(void) { return atomic_load(&live_bytes); }
 #if defined(__SANITIZE_ADDRESS__) || defined(NNL_ASAN)
 #define CACHE_SLOTS 0
 #else
-#define CACHE_SLOTS 32
+#define CACHE_SLOTS 256
 #endif
 #define CACHE_MIN (1u << 16)
 #define CACHE_MAX_BYTES ((size_t)1 << 30)
