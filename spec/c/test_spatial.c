@@ -127,6 +127,8 @@ static const shape shapes[] = {
      * and a batch split into two such groups (5 images of 64x28x28 columns) */
     {8, 16, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1},  {4, 8, 15, 15, 16, 1, 1, 2, 2, 0, 0, 1, 1, 1},
     {3, 8, 9, 9, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1},    {5, 64, 28, 28, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    /* 3x3 stride 1 with >= 96 channels on a >= 12x12 plane: Winograd for y and dx, im2col for dw */
+    {2, 96, 13, 12, 100, 3, 3, 1, 1, 1, 1, 1, 1, 1},
 };
 #define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
@@ -207,6 +209,86 @@ static void test_conv(void) {
     printf("FAIL conv: a short workspace was not refused\n");
     failures++;
   }
+}
+
+/* ---- Winograd F(2x2, 3x3) against the reference ---- */
+
+typedef struct { int N, C, H, W, F, pad, bias; } wshape;
+
+/* wsmode 0: ws NULL, 1: the full size, 2: one float short of the one-thread minimum (refused,
+ * nothing written). dx starts random: the data gradient must add onto it. */
+static void wino_case(const wshape *s, int wsmode) {
+  nnl_conv2d_dims d = {s->N, s->C, s->H, s->W, s->F, 3, 3, 1, 1, s->pad, s->pad, 1, 1, 1};
+  int OH = s->H + 2 * s->pad - 2, OW = s->W + 2 * s->pad - 2;
+  long nx = (long)s->N * s->C * s->H * s->W, ny = (long)s->N * s->F * OH * OW;
+  float *x = rnd(nx), *w = rnd((long)s->F * s->C * 9), *b = s->bias ? rnd(s->F) : NULL;
+  float *dy = rnd(ny), *y = rnd(ny), *yr = alloc(ny), *y0 = copy(y, ny);
+  float *dx = rnd(nx), *dxr = copy(dx, nx), *dx0 = copy(dx, nx);
+  char what[160];
+  snprintf(what, sizeof what, "winograd N%d C%d %dx%d F%d p%d%s ws%d", s->N, s->C, s->H, s->W, s->F,
+           s->pad, s->bias ? " bias" : "", wsmode);
+  if (!nnl_conv2d_winograd_fits(&d)) {
+    printf("FAIL %s: does not fit\n", what);
+    failures++;
+  }
+  size_t nf = nnl_conv2d_winograd_workspace_size(&d, 0, wsmode == 2 ? 1 : 0);
+  size_t nb = nnl_conv2d_winograd_workspace_size(&d, 1, wsmode == 2 ? 1 : 0);
+  float *ws = wsmode ? alloc((long)(nf > nb ? nf : nb)) : NULL;
+  int rf = nnl_conv2d_winograd_forward(y, x, w, b, &d, ws, wsmode == 2 ? nf - 1 : nf);
+  int rb = nnl_conv2d_winograd_backward(dx, dy, w, &d, ws, wsmode == 2 ? nb - 1 : nb);
+  if (wsmode == 2) {
+    if (rf != -1 || rb != -1) {
+      printf("FAIL %s: a short workspace was not refused\n", what);
+      failures++;
+    }
+    approx(what, y, y0, ny, 0, 0, NULL);
+    approx(what, dx, dx0, nx, 0, 0, NULL);
+  } else {
+    if (rf || rb) {
+      printf("FAIL %s: returned %d, %d\n", what, rf, rb);
+      failures++;
+    }
+    nnl_conv2d_forward_ref(yr, x, w, b, &d);
+    nnl_conv2d_backward_ref(dxr, NULL, NULL, dy, x, w, &d);
+    diff e[2] = {{0, 0}, {0, 0}};
+    /* the transforms add a few roundings to im2col's: still float rounding of ~9*C terms */
+    if (approx(what, y, yr, ny, 3e-5, 3e-5, &e[0]) & approx(what, dx, dxr, nx, 3e-5, 3e-5, &e[1]))
+      printf("ok   %-48s y %.1e dx %.1e\n", what, e[0].abs, e[1].abs);
+  }
+  free(x), free(w), free(b), free(dy), free(y), free(yr), free(y0), free(dx), free(dxr), free(dx0);
+  free(ws);
+}
+
+static void test_winograd(void) {
+  static const wshape ws[] = {
+      {1, 5, 7, 7, 3, 1, 1},     {5, 17, 9, 13, 19, 1, 0},  {2, 3, 1, 1, 4, 1, 1},
+      {1, 16, 2, 3, 20, 1, 1},   {5, 20, 7, 7, 33, 1, 0},   {2, 8, 9, 13, 6, 0, 1},
+      {3, 6, 5, 4, 7, 2, 0},     {1, 4, 3, 3, 5, 0, 1},     {2, 70, 14, 14, 40, 1, 1},
+      {5, 33, 28, 30, 17, 1, 1},
+  };
+  int n = (int)(sizeof ws / sizeof ws[0]);
+  for (int i = 0; i < n; i++) wino_case(&ws[i], i % 2);
+  wino_case(&ws[1], 2);
+  wino_case(&ws[8], 2);
+#ifdef _OPENMP
+  int keep = omp_get_max_threads();
+  for (int t = 1; t <= 3; t += 2) {
+    omp_set_num_threads(t);
+    printf("     (%d threads)\n", t);
+    wino_case(&ws[4], 1);
+    wino_case(&ws[9], 0);
+  }
+  omp_set_num_threads(keep);
+#endif
+  /* the shapes it does not take */
+  nnl_conv2d_dims no[] = {{1, 4, 8, 8, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1}, {1, 4, 8, 8, 4, 3, 3, 1, 1, 3, 3, 1, 1, 1},
+                          {1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 2, 2, 1}, {1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+                          {1, 4, 8, 8, 4, 3, 5, 1, 1, 1, 1, 1, 1, 1}, {1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 0, 1, 1, 1}};
+  for (int i = 0; i < (int)(sizeof no / sizeof no[0]); i++)
+    if (nnl_conv2d_winograd_fits(&no[i])) {
+      printf("FAIL winograd: shape %d should not fit\n", i);
+      failures++;
+    }
 }
 
 /* The reference itself against central differences of the reference forward. */
@@ -539,6 +621,7 @@ static void test_pytorch_values(void) {
 int main(void) {
   test_pytorch_values();
   test_conv();
+  test_winograd();
   test_conv_ref_numeric();
   test_pool();
   test_maxpool_3x3s2();

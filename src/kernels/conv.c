@@ -583,11 +583,19 @@ static int image_threads(const nnl_conv2d_dims *d, const geom *g, int nthreads) 
   return nthreads;
 }
 
+/* ---- Winograd dispatch ---- */
+
+static size_t ws_max(size_t a, size_t b) { return a > b ? a : b; }
+
 size_t nnl_conv2d_workspace_size(const nnl_conv2d_dims *d, int backward, int nthreads) {
   geom g;
   set_geom(d, &g);
   if (nthreads <= 0) nthreads = omp_get_max_threads();
-  return ws_need(d, &g, backward, image_threads(d, &g, nthreads));
+  size_t n = ws_need(d, &g, backward, image_threads(d, &g, nthreads));
+  /* the backward's Winograd dx runs after its dweight, in the same scratch */
+  if (nnl_conv2d_winograd_wanted(d))
+    n = ws_max(n, nnl_conv2d_winograd_workspace_size(d, backward, nthreads));
+  return n;
 }
 
 /* Points *ws at usable scratch (allocating into *own when the caller gave none) and returns the
@@ -640,6 +648,10 @@ int nnl_conv2d_forward(float *y, const float *x, const float *weight, const floa
                        const nnl_conv2d_dims *d, float *ws, size_t ws_floats) {
   geom g;
   float *own;
+  /* a short ws or a failed malloc leaves y untouched there: im2col gets its chance */
+  if (nnl_conv2d_winograd_wanted(d) &&
+      nnl_conv2d_winograd_forward(y, x, weight, bias, d, ws, ws_floats) == 0)
+    return 0;
   set_geom(d, &g);
   int T = take_ws(d, &g, 0, &ws, &ws_floats, &own);
   if (T == 0) return -1;
@@ -719,9 +731,9 @@ static void backward_image(float *dx, float *dw, const float *dy, const float *x
   }
 }
 
-int nnl_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
-                        const float *weight, const nnl_conv2d_dims *d, float *ws,
-                        size_t ws_floats) {
+static int backward_im2col(float *dx, float *dweight, float *dbias, const float *dy,
+                           const float *x, const float *weight, const nnl_conv2d_dims *d,
+                           float *ws, size_t ws_floats) {
   geom g;
   float *own;
   set_geom(d, &g);
@@ -775,4 +787,26 @@ int nnl_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
   }
   free(own);
   return 0;
+}
+
+/* dweight and dbias through im2col, then dx by Winograd where it is wanted: one scratch
+ * (taken up front when the caller gave none) serves both, so once dweight is written nothing
+ * below can run out of memory and break the nothing-written-on-failure contract. */
+int nnl_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                        const float *weight, const nnl_conv2d_dims *d, float *ws,
+                        size_t ws_floats) {
+  if (!dx || !nnl_conv2d_winograd_wanted(d))
+    return backward_im2col(dx, dweight, dbias, dy, x, weight, d, ws, ws_floats);
+  float *own = NULL;
+  if (ws == NULL) {
+    ws_floats = nnl_conv2d_workspace_size(d, dweight != NULL, 0);
+    ws = own = malloc(ws_floats * sizeof(float));
+    if (!own) return backward_im2col(dx, dweight, dbias, dy, x, weight, d, NULL, 0);
+  }
+  int rc = 0;
+  if (dweight || dbias) rc = backward_im2col(NULL, dweight, dbias, dy, x, weight, d, ws, ws_floats);
+  if (rc == 0 && nnl_conv2d_winograd_backward(dx, dy, weight, d, ws, ws_floats) != 0)
+    rc = backward_im2col(dx, NULL, NULL, dy, x, weight, d, ws, ws_floats);
+  free(own);
+  return rc;
 }
