@@ -121,9 +121,50 @@ static inline void g3(double u[6], const double g[3], int m) {
   u[5] = g[2];
 }
 
-/* U: (K, Co, Ci) <- G g G^T for every filter pair, in double (once per filter pair, so cheap).
- * weight: (Co, Ci, 3, 3) read as is, or with flip: (Ci, Co, 3, 3) rotated 180 degrees. */
+/* U: (K, Co, Ci) <- G g G^T for every filter pair.
+ * weight: (Co, Ci, 3, 3) read as is, or with flip: (Ci, Co, 3, 3) rotated 180 degrees.
+ * F(2x2, 3x3) runs in float over a contiguous run of Ci (the stores then stream; the factors are
+ * halves, so the only rounding is in the sums); F(4x4, 3x3) in double, one filter at a time. */
+WINO_CLONES static void weight_transform2(float *U, const float *weight, int Co, int Ci, int flip) {
+  enum { IB = 64 }; /* a block of Ci: its 16 rows go out as whole runs (16 streams CC apart alias) */
+  long CC = (long)Co * Ci;
+#pragma omp parallel for schedule(static) if (CC * 16 > NNL_PAR_MIN)
+  for (int o = 0; o < Co; o++)
+    for (int i0 = 0; i0 < Ci; i0 += IB) {
+      int n = Ci - i0 < IB ? Ci - i0 : IB;
+      float gb[9][IB] __attribute__((aligned(64))), tb[12][IB] __attribute__((aligned(64)));
+      float tmp[16][IB] __attribute__((aligned(64)));
+      for (int j = 0; j < n; j++) { /* gb[r*3+c][j]: tap (r, c) of filter pair (o, i0+j) */
+        const float *w = weight + (flip ? ((long)(i0 + j) * Co + o) * 9 : ((long)o * Ci + i0 + j) * 9);
+        for (int q = 0; q < 9; q++) gb[q][j] = w[flip ? 8 - q : q];
+      }
+      for (int c = 0; c < 3; c++) /* columns: t = G g, tb[r*3+c] */
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+          float g0 = gb[c][j], g1 = gb[3 + c][j], g2 = gb[6 + c][j];
+          tb[c][j] = g0;
+          tb[3 + c][j] = 0.5f * (g0 + g1 + g2);
+          tb[6 + c][j] = 0.5f * (g0 - g1 + g2);
+          tb[9 + c][j] = g2;
+        }
+      for (int r = 0; r < 4; r++) /* rows: U = t G^T */
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+          float t0 = tb[r * 3][j], t1 = tb[r * 3 + 1][j], t2 = tb[r * 3 + 2][j];
+          tmp[r * 4 + 0][j] = t0;
+          tmp[r * 4 + 1][j] = 0.5f * (t0 + t1 + t2);
+          tmp[r * 4 + 2][j] = 0.5f * (t0 - t1 + t2);
+          tmp[r * 4 + 3][j] = t2;
+        }
+      for (int k = 0; k < 16; k++) memcpy(U + k * CC + (long)o * Ci + i0, tmp[k], sizeof(float) * n);
+    }
+}
+
 static void weight_transform(float *U, const float *weight, int Co, int Ci, int m, int flip) {
+  if (m == 2) {
+    weight_transform2(U, weight, Co, Ci, flip);
+    return;
+  }
   long CC = (long)Co * Ci;
   int a = m + 2;
 #pragma omp parallel for schedule(static) if (CC * a * a > NNL_PAR_MIN)
