@@ -12,10 +12,14 @@ local STEP_BUDGET = 2000  -- x 1000 Lua instructions per call, then the call is 
 
 -- ---- what may be called ----
 
+-- Nothing reached from nn may end the fuzzing process: os.exit raises an error instead.
+os.exit = function(code) error("os.exit(" .. tostring(code) .. ") reached from the API", 2) end
+
 -- Functions that would change the process rather than compute (threads, terminal output).
 local DENY = {
   ["nn.set_num_threads"] = true, ["nn.progress"] = true,
   ["nn.interrupt.install"] = true, ["nn.interrupt.uninstall"] = true, -- signal handlers
+  ["nn.utils.TrainingGuard"] = true, -- installs the Ctrl-C flag; its stop() ends the process
   ["nn.models.resnet18"] = true, ["nn.models.resnet34"] = true, -- 11M+ parameters each: slow, not new
 }
 
