@@ -4,8 +4,8 @@
 """usage: /usr/bin/python3 bench/torch_captioning.py [options]
 
 Training (default): the captioner of lua/nnlua/models/captioning.lua, with examples/captioning.lua's
-recipe. Encoder: conv 3x3 (no bias) -> BatchNorm -> ReLU -> 2x2 max pool per entry of --channels,
-then Linear + ReLU on each cell of the 2 x 2 grid (4 x --cell-dim features). Stage 1 (--pretrain-
+recipe. Encoder: per entry of --channels, --convs times conv 3x3 (no bias) -> BatchNorm -> ReLU, then
+a 2x2 max pool; then Linear + ReLU on each cell of the 2 x 2 grid (4 x --cell-dim features). Stage 1 (--pretrain-
 epochs): the encoder and a cell head (21 classes: empty, 10 clothes, 10 digits) trained on the
 training images' cells; then the encoder is frozen and its features computed once. Stage 2: affine
 to h0 (c0 = 0), embedding, LSTM or RNN (batch_first), temporal affine, softmax loss masked at <NULL>
@@ -46,16 +46,18 @@ def parse():
     p = argparse.ArgumentParser(description="PyTorch twin of examples/captioning.lua")
     p.add_argument("--data", default=os.path.join(REPO, "data", "captions"))
     p.add_argument("--cell", default="lstm", choices=["lstm", "rnn", "gru"])
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--lr-decay", type=float, default=0.7, help="lr multiplier after each epoch")
-    p.add_argument("--pretrain-epochs", type=int, default=3, help="cell-classifier epochs (0: end to end)")
-    p.add_argument("--pretrain-lr", type=float, default=2e-3)
-    p.add_argument("--pretrain-decay", type=float, default=0.6)
+    p.add_argument("--pretrain-epochs", type=int, default=6, help="cell-classifier epochs (0: end to end)")
+    p.add_argument("--pretrain-lr", type=float, default=3e-3)
+    p.add_argument("--pretrain-decay", type=float, default=0.7)
     p.add_argument("--wordvec-dim", type=int, default=256)
     p.add_argument("--hidden-dim", type=int, default=512)
-    p.add_argument("--channels", default="16,32,64,64")
+    p.add_argument("--channels", default="24,48,96")
+    p.add_argument("--convs", default="1,2,2", help="convolutions per block")
+    p.add_argument("--flip", action="store_true", help="mirror half the images while pretraining")
     p.add_argument("--cell-dim", type=int, default=128)
     p.add_argument("--encoder-output", default="probs", choices=["probs", "hidden"])
     p.add_argument("--init-c", action="store_true", help="the LSTM's c0 from the features too")
@@ -222,7 +224,8 @@ def score_objects(cells, hyps):
 
 # ---- the model ----
 
-def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128, output="probs", init_c=False):
+def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128, output="probs", init_c=False,
+          convs=None):
     nn = torch.nn
 
     class CellEncoder(nn.Module):
@@ -232,10 +235,12 @@ def build(torch, V, W, H, cell, channels=None, feature_dim=None, cell_dim=128, o
         def __init__(self):
             super().__init__()
             layers, cin, side = [], 1, 64
-            for c in channels:
-                layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                           nn.MaxPool2d(2)]
-                cin, side = c, side // 2
+            for b, c in enumerate(channels):
+                for _ in range(convs[b] if convs else 1):
+                    layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+                    cin = c
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
             self.conv = nn.Sequential(*layers)
             self.fc = nn.Linear(cin * (side // 2) ** 2, cell_dim)
             self.head = nn.Linear(cell_dim, 21)
@@ -397,7 +402,7 @@ def train(torch, a):
     torch.manual_seed(a.seed)
     model = build(torch, len(vocab), a.wordvec_dim, a.hidden_dim, a.cell,
                   channels=[int(c) for c in a.channels.split(",")], cell_dim=a.cell_dim,
-                  output=a.encoder_output, init_c=a.init_c)
+                  output=a.encoder_output, init_c=a.init_c, convs=[int(c) for c in a.convs.split(",")])
     rng = XorShift(a.seed)
     common = {"bench": "captioning", "impl": "pytorch", "seed": a.seed, "threads": torch.get_num_threads()}
 
@@ -413,8 +418,13 @@ def train(torch, a):
             for f in range(0, len(order), a.batch_size):
                 idx = np.array(order[f:f + a.batch_size])
                 cells = torch.from_numpy(tr["cells"][idx].astype(np.int64))
+                x = images_tensor(torch, tr["images"][idx])
+                if a.flip:  # as nnlua's cell_batch: one draw per image, mirror on odd
+                    fl = torch.from_numpy(np.array([rng.next() % 2 for _ in idx], dtype=bool))
+                    x[fl] = x[fl].flip(3)
+                    cells[fl] = cells[fl][:, [1, 0, 3, 2]]
                 popt.zero_grad()
-                loss, _ = model.cell_loss(images_tensor(torch, tr["images"][idx]), cells)
+                loss, _ = model.cell_loss(x, cells)
                 loss.backward()
                 popt.step()
                 loss_sum += loss.item()

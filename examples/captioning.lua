@@ -10,10 +10,10 @@ local D = Captioner.data
 local USAGE = [[
 usage: nnlua examples/captioning.lua [options]
 
-Image captioning as in the course: a CNN encoder (conv 3x3 -> batch norm -> ReLU -> 2x2 max pool per
---channels entry, then per cell of the 2 x 2 grid affine -> ReLU -> affine to 21 class scores:
-empty, 10 clothes, 10 digits), its features -> the initial hidden state, word embeddings, an LSTM
-or RNN, scores over the vocabulary; softmax loss over captions_out masked at <NULL>, Adam.
+Image captioning as in the course: a CNN encoder (per --channels entry, --convs times conv 3x3 ->
+batch norm -> ReLU, then a 2x2 max pool; then per cell of the 2 x 2 grid affine -> ReLU -> affine
+to 21 class scores: empty, 10 clothes, 10 digits), its features -> the initial hidden state, word
+embeddings, an LSTM or RNN, scores over the vocabulary; softmax loss over captions_out masked at <NULL>, Adam.
 
 Two stages by default, as the course uses features of a pretrained CNN: (1) the encoder is trained
 as a classifier of the grid cells (empty, 10 clothes, 10 digits) on the training images' object
@@ -27,20 +27,22 @@ val_samples.png to --out. bench/torch_captioning.py is the PyTorch twin (same re
 
   --data DIR            the captioning set (default data/captions; scripts/get-data makes it)
   --cell lstm|rnn|gru   recurrent cell (default lstm)
-  --epochs E            captioning passes over the training images (default 4; 200 with --overfit)
+  --epochs E            captioning passes over the training images (default 5; 100 with --overfit)
   --batch-size B        captions per step (default 50; 25 with --overfit)
   --lr LR               Adam learning rate (default 4e-3; 5e-3 with --overfit)
   --lr-decay G          the learning rate is multiplied by G after each epoch (default 0.7; 1 with --overfit)
   --pretrain-epochs P   cell-classifier passes before captioning, then the encoder is frozen
-                        (default 3; 0 with --overfit, or to train the encoder end to end)
-  --pretrain-lr LR      (default 2e-3)        --pretrain-decay G   (default 0.6)
+                        (default 6; 30 with --overfit; 0 trains the encoder end to end)
+  --pretrain-lr LR      (default 3e-3)        --pretrain-decay G   (default 0.7; 1 with --overfit)
   --encoder PATH        take the encoder from a checkpoint of this script (skips stage 1; frozen)
   --overfit N           the course's sanity check: train on N images (e.g. 50), each with its first
                         caption only, until the loss is near zero
   --beam K              also decode the validation set with beam search of width K (default 1: greedy)
   --length-norm         rank beam hypotheses by log-probability per token instead of the sum
   --wordvec-dim W       word vector size (default 256)   --hidden-dim H   hidden size (default 512)
-  --channels LIST       encoder channels (default 16,32,64,64)
+  --channels LIST       encoder channels per block (default 24,48,96)
+  --convs LIST          convolutions per block (default 1,2,2)
+  --flip                mirror half the images (at random) while pretraining the encoder
   --cell-dim C          the encoder's fc size per grid cell (default 128)
   --encoder-output probs|hidden   features: each cell's class probabilities (default; 4 x 21) or
                         its fc features (4 x --cell-dim)
@@ -60,8 +62,8 @@ end
 
 local function parse(args)
   local o = { data = "data/captions", cell = "lstm", seed = 0, out = "out/captioning", beam = 1,
-              wordvec_dim = 256, hidden_dim = 512, channels = "16,32,64,64", cell_dim = 128, encoder_output = "probs", pretrain_lr = 2e-3,
-              pretrain_decay = 0.6 }
+              wordvec_dim = 256, hidden_dim = 512, channels = "24,48,96", convs = "1,2,2", cell_dim = 128, encoder_output = "probs", pretrain_lr = 3e-3,
+              pretrain_decay = 0.7 }
   local kinds = { ["--data"] = "data:s", ["--cell"] = "cell:s", ["--epochs"] = "epochs:i",
                   ["--batch-size"] = "batch_size:i", ["--lr"] = "lr:n", ["--lr-decay"] = "lr_decay:n",
                   ["--pretrain-epochs"] = "pretrain_epochs:i", ["--pretrain-lr"] = "pretrain_lr:n",
@@ -70,7 +72,8 @@ local function parse(args)
                   ["--seed"] = "seed:i", ["--out"] = "out:s", ["--limit"] = "limit:i",
                   ["--val-limit"] = "val_limit:i", ["--wordvec-dim"] = "wordvec_dim:i",
                   ["--hidden-dim"] = "hidden_dim:i", ["--channels"] = "channels:s",
-                  ["--cell-dim"] = "cell_dim:i", ["--encoder-output"] = "encoder_output:s" }
+                  ["--cell-dim"] = "cell_dim:i", ["--encoder-output"] = "encoder_output:s",
+                  ["--convs"] = "convs:s" }
   local i = 1
   while args[i] do
     local a = args[i]
@@ -79,7 +82,7 @@ local function parse(args)
     if a == "--help" or a == "-h" then
       print(USAGE)
       os.exit(0)
-    elseif a == "--json" or a == "--no-save" or a == "--length-norm" or a == "--init-c" then
+    elseif a == "--json" or a == "--no-save" or a == "--length-norm" or a == "--init-c" or a == "--flip" then
       o[a:sub(3):gsub("-", "_")] = true
     elseif kinds[a] then
       local field, kind = kinds[a]:match("^(.*):(.)$")
@@ -96,6 +99,7 @@ local function parse(args)
         if not v then die(("%s needs %s, got %q"):format(a, kind == "i" and "an integer" or "a number", val)) end
         o[field] = v
       end
+      if field == "pretrain_decay" then o.pretrain_decay_given = true end
     else
       die("unknown argument " .. a)
     end
@@ -103,14 +107,18 @@ local function parse(args)
   end
   if o.cell ~= "lstm" and o.cell ~= "rnn" and o.cell ~= "gru" then die("--cell must be lstm, rnn or gru") end
   local ov = o.overfit ~= nil
-  o.epochs = o.epochs or (ov and 200 or 4)
+  o.epochs = o.epochs or (ov and 100 or 5)
   o.batch_size = o.batch_size or (ov and 25 or 50)
   o.lr = o.lr or (ov and 5e-3 or 4e-3)
   o.lr_decay = o.lr_decay or (ov and 1 or 0.7)
-  o.pretrain_epochs = o.pretrain_epochs or ((ov or o.encoder) and 0 or 3)
+  o.pretrain_epochs = o.pretrain_epochs or (o.encoder and 0 or ov and 30 or 6)
+  if ov and not o.pretrain_decay_given then o.pretrain_decay = 1 end
   local ch = {}
   for c in o.channels:gmatch("[^,]+") do ch[#ch + 1] = math.tointeger(tonumber(c)) or die("bad --channels") end
   o.channel_list = ch
+  local cv = {}
+  for c in o.convs:gmatch("[^,]+") do cv[#cv + 1] = math.tointeger(tonumber(c)) or die("bad --convs") end
+  o.conv_list = cv
   if o.epochs < 0 or o.pretrain_epochs < 0 or o.batch_size < 1 or o.beam < 1 or (ov and o.overfit < 1) then
     die("epochs, batch size, beam and overfit must be positive")
   end
@@ -218,7 +226,7 @@ local function main(args)
   nn.manual_seed(o.seed)
   local model = Captioner{ vocab_size = #vocab.idx_to_word, wordvec_dim = o.wordvec_dim,
                            hidden_dim = o.hidden_dim, cell = o.cell, channels = o.channel_list,
-                           cell_dim = o.cell_dim, encoder_output = o.encoder_output,
+                           convs = o.conv_list, cell_dim = o.cell_dim, encoder_output = o.encoder_output,
                            init_c = o.init_c }
   local rng = D.rng(o.seed)
   if not o.json then
@@ -249,7 +257,8 @@ local function main(args)
       model:train()
       for st = 1, steps do
         local first = (st - 1) * o.batch_size + 1
-        local x, cells = D.cell_batch(train, order, first, math.min(o.batch_size, n_train - first + 1))
+        local x, cells = D.cell_batch(train, order, first, math.min(o.batch_size, n_train - first + 1),
+                                      o.flip and rng or nil)
         popt:zero_grad()
         local loss = model:cell_loss(x, cells)
         loss:backward()
@@ -261,12 +270,16 @@ local function main(args)
       local ts = nn.clock() - t0
       pretrain_s = pretrain_s + ts
       if bar then bar:finish({ loss = loss_sum / steps }) end
-      cell_acc = cell_accuracy(model, val, n_val)
-      log:write(("encoder epoch %d: %.1f s, loss %.4f, validation objects classified %.2f%%\n")
-        :format(epoch, ts, loss_sum / steps, 100 * cell_acc))
+      if o.json or epoch == o.pretrain_epochs then
+        cell_acc = cell_accuracy(model, val, n_val)
+        log:write(("encoder epoch %d: %.1f s, loss %.4f, validation objects classified %.2f%%\n")
+          :format(epoch, ts, loss_sum / steps, 100 * cell_acc))
+      elseif not o.overfit then
+        log:write(("encoder epoch %d: %.1f s, loss %.4f\n"):format(epoch, ts, loss_sum / steps))
+      end
       emit{ { "bench", "captioning" }, { "impl", "nnlua" }, { "stage", "pretrain" }, { "epoch", epoch },
             { "train_s", round(ts, 3) }, { "train_loss", round(loss_sum / steps, 5) },
-            { "cell_acc", round(cell_acc, 5) }, { "seed", o.seed }, { "threads", nn.get_num_threads() } }
+            { "cell_acc", cell_acc and round(cell_acc, 5) }, { "seed", o.seed }, { "threads", nn.get_num_threads() } }
     end
   end
 
@@ -376,7 +389,7 @@ local function main(args)
     local ckpt = o.out .. "/model.safetensors"
     nn.save(ckpt, model:state_dict(), {
       example = "captioning", cell = o.cell, vocab_size = tostring(#vocab.idx_to_word),
-      wordvec_dim = tostring(o.wordvec_dim), hidden_dim = tostring(o.hidden_dim), channels = o.channels, cell_dim = tostring(o.cell_dim),
+      wordvec_dim = tostring(o.wordvec_dim), hidden_dim = tostring(o.hidden_dim), channels = o.channels, convs = o.convs, cell_dim = tostring(o.cell_dim),
       encoder_output = o.encoder_output, init_c = tostring(o.init_c == true),
       epochs = tostring(o.epochs), pretrain_epochs = tostring(o.pretrain_epochs), lr = tostring(o.lr),
       batch_size = tostring(o.batch_size), seed = tostring(o.seed), overfit = tostring(o.overfit or 0),

@@ -292,3 +292,59 @@ describe("captioning data helpers", function()
     for _, row in ipairs(rows) do assert(row >= 1 and row <= 12) end
   end)
 end)
+
+describe("examples/captioning.lua", function()
+  local BIN = os.getenv("NNLUA_BIN") or "build/nnlua"
+  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+  local function run(cmd)
+    local out, err = os.tmpname(), os.tmpname()
+    local _, _, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null")
+    local function slurp(name)
+      local f = assert(io.open(name))
+      local s = f:read("a")
+      f:close()
+      os.remove(name)
+      return s
+    end
+    return slurp(out), slurp(err), code
+  end
+  local function exists(p)
+    local f = io.open(p)
+    if f then f:close() end
+    return f ~= nil
+  end
+  local ready = exists(BIN) and exists("data/captions/SOURCE")
+
+  it("trains a tiny captioner end to end and writes the checkpoint and the pictures", function()
+    if not ready then pending("needs " .. BIN .. " and data/captions (scripts/get-data --captions)") return end
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out, err, code = run(q(BIN) .. " -t 1 examples/captioning.lua --limit 100 --val-limit 40 --pretrain-epochs 1"
+      .. " --epochs 1 --channels 4,4,8 --convs 1,1,1 --cell-dim 8 --wordvec-dim 8 --hidden-dim 16 --beam 2"
+      .. " --out " .. q(dir))
+    assert(code == 0, "exit code " .. tostring(code) .. "\n" .. err)
+    assert(out:find("objects correctly named: %d+ / %d+"), out)
+    assert(out:find("validation %(40 images, greedy%): BLEU%-1"), out)
+    assert(out:find("validation %(beam 2"), out)
+    for _, f in ipairs({ "model.safetensors", "loss.png", "train_samples.png", "val_samples.png" }) do
+      assert(exists(dir .. "/" .. f), "missing " .. f)
+    end
+    local sd = nn.load(dir .. "/model.safetensors")
+    assert(sd["rnn.weight_ih_l0"] and sd["encoder.head.weight"], "checkpoint lacks the model's weights")
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("prints its help and rejects unknown arguments", function()
+    if not exists(BIN) then pending("needs " .. BIN) return end
+    local out, _, code = run(q(BIN) .. " examples/captioning.lua --help")
+    assert.are.equal(0, code)
+    assert(out:find("--overfit N", 1, true) and out:find("--beam K", 1, true), out)
+    local _, err
+    _, err, code = run(q(BIN) .. " examples/captioning.lua --bogus")
+    assert.are.equal(2, code)
+    assert(err:find("unknown argument --bogus", 1, true), err)
+    _, err, code = run(q(BIN) .. " examples/captioning.lua --cell tcn")
+    assert.are.equal(2, code)
+    assert(err:find("--cell must be lstm, rnn or gru", 1, true), err)
+  end)
+end)

@@ -1,13 +1,14 @@
--- nnlua.models.captioning: the course's image captioner -- a CNN encoder trained with it, features ->
--- initial hidden state, word embedding, RNN/LSTM/GRU, vocabulary projection; greedy and beam decoding.
+-- nnlua.models.captioning: the course's image captioner -- a CNN encoder (a grid-cell classifier), its
+-- features -> initial hidden state, word embedding, RNN/LSTM/GRU, vocabulary scores; greedy and beam search.
 local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 local data = require "nnlua.models.captioning_data"
 
 local NULL, START, END = data.NULL, data.START, data.END
 
----The course's image captioner: a CNN encoder trained with it, features -> initial hidden state,
----word embedding, an RNN/LSTM/GRU, vocabulary projection; greedy and beam decoding.
+---The course's image captioner: a CNN encoder, features -> initial hidden state, word embedding, an
+---RNN/LSTM/GRU, vocabulary projection; greedy and beam decoding. The encoder trains with the
+---captioner end to end, or first as a classifier of the grid cells (cell_loss) and then frozen.
 ---Children: encoder, init_h (Linear feature_dim -> H, the course's W_proj), embed (Embedding V x W),
 ---rnn (nn.LSTM / nn.RNN / nn.GRU, batch_first), vocab (Linear H -> V over N x T x H), and with
 ---init_c = true, init_c (Linear feature_dim -> H: c0 from the features too, not only h0).
@@ -18,13 +19,14 @@ local Captioner = Module:extend("Captioner")
 
 local CELLS = { lstm = "LSTM", rnn = "RNN", gru = "GRU" }
 local KNOWN = { vocab_size = true, wordvec_dim = true, hidden_dim = true, cell = true, encoder = true,
-                feature_dim = true, channels = true, image_size = true, max_len = true, cell_dim = true,
-                encoder_output = true, init_c = true }
+                feature_dim = true, channels = true, convs = true, image_size = true, max_len = true,
+                cell_dim = true, encoder_output = true, init_c = true }
 
 ---The default image encoder, a classifier of the data's 2 x 2 grid cells: a conv stack (child conv:
----per entry of channels conv 3x3 with padding 1 and no bias, BatchNorm2d, ReLU, 2x2 max pool), then
----for each cell its patch of the last map -> Linear -> ReLU (child fc, cell_dim features) -> Linear
----(child head, class scores: empty, 10 clothes, 10 digits). The same weights serve every cell. Its
+---per entry of channels, convs[i] times conv 3x3 with padding 1 and no bias, BatchNorm2d, ReLU, then
+---a 2x2 max pool), then for each cell its patch of the last map -> Linear -> ReLU (child fc,
+---cell_dim features) -> Linear (child head, class scores: empty, 10 clothes, 10 digits). The same
+---weights serve every cell. Its
 ---output, cells in reading order: the class probabilities (output = "probs", 4 x classes
 ---features) or the fc features (output = "hidden", 4 x cell_dim). Pretrained as a classifier
 ---(Captioner:cell_loss) and frozen, it plays the part of the course's pretrained CNN; measured here,
@@ -33,22 +35,27 @@ local KNOWN = { vocab_size = true, wordvec_dim = true, hidden_dim = true, cell =
 local CellEncoder = Module:extend("CellEncoder")
 Captioner.CellEncoder = CellEncoder
 
----CellEncoder{channels = {16, 32, 64, 64}, image_size = 64, cell_dim = 128, classes = 21, output = "probs"}
----@param opts? {channels?: integer[], image_size?: integer, cell_dim?: integer, classes?: integer, output?: "probs"|"hidden"}
+---CellEncoder{channels = {24, 48, 96}, convs = {1, 2, 2}, image_size = 64, cell_dim = 128, classes = 21,
+---output = "probs"}
+---@param opts? {channels?: integer[], convs?: integer[], image_size?: integer, cell_dim?: integer, classes?: integer, output?: "probs"|"hidden"}
 function CellEncoder:init(opts)
   opts = opts or {}
-  local channels, size = opts.channels or { 16, 32, 64, 64 }, opts.image_size or 64
+  local channels, size = opts.channels or { 24, 48, 96 }, opts.image_size or 64
+  local convs = opts.convs or (opts.channels and {} or { 1, 2, 2 })
   local cell_dim, classes, output = opts.cell_dim or 128, opts.classes or 21, opts.output or "probs"
   if output ~= "probs" and output ~= "hidden" then
     error("CellEncoder: output must be \"probs\" or \"hidden\", got " .. tostring(output), 3)
   end
   local layers, cin, side = {}, 1, size
-  for _, c in ipairs(channels) do
-    layers[#layers + 1] = nn.Conv2d(cin, c, 3, { padding = 1, bias = false })
-    layers[#layers + 1] = nn.BatchNorm2d(c)
-    layers[#layers + 1] = nn.ReLU()
+  for b, c in ipairs(channels) do
+    for _ = 1, convs[b] or 1 do
+      layers[#layers + 1] = nn.Conv2d(cin, c, 3, { padding = 1, bias = false })
+      layers[#layers + 1] = nn.BatchNorm2d(c)
+      layers[#layers + 1] = nn.ReLU()
+      cin = c
+    end
     layers[#layers + 1] = nn.MaxPool2d(2)
-    cin, side = c, side // 2
+    side = side // 2
   end
   if side < 2 or side % 2 ~= 0 then
     error(("CellEncoder: %d blocks leave %d x %d of a %d x %d image; the 2 x 2 grid needs an even size >= 2")
@@ -107,9 +114,10 @@ end
 ---@field wordvec_dim? integer W, the word embedding size (default 256)
 ---@field hidden_dim? integer H, the recurrent state size (default 512)
 ---@field cell? "lstm"|"rnn"|"gru" (default "lstm")
----@field encoder? nn.Module an image encoder (default: default_encoder(channels, image_size))
+---@field encoder? nn.Module an image encoder (default: a CellEncoder from the options below)
 ---@field feature_dim? integer the encoder's output size (required with encoder)
----@field channels? integer[] the default encoder's conv blocks (default {16, 32, 64, 64})
+---@field channels? integer[] the default encoder's conv blocks (default {24, 48, 96})
+---@field convs? integer[] convolutions per block (default {1, 2, 2}; 1 each with channels given)
 ---@field cell_dim? integer the default encoder's fc size per grid cell (default 128)
 ---@field encoder_output? "probs"|"hidden" the default encoder's features (default "probs")
 ---@field init_c? boolean the LSTM's c0 from the features as well (default false: c0 = 0, the course)
@@ -137,8 +145,9 @@ function Captioner:init(opts)
       error("Captioner: with an encoder, give its output size as feature_dim", 3)
     end
   else
-    encoder, fdim = Captioner.default_encoder{ channels = opts.channels, image_size = opts.image_size,
-                                               cell_dim = opts.cell_dim, output = opts.encoder_output }
+    encoder, fdim = Captioner.default_encoder{ channels = opts.channels, convs = opts.convs,
+                                               image_size = opts.image_size, cell_dim = opts.cell_dim,
+                                               output = opts.encoder_output }
   end
   self.cell, self.vocab_size, self.wordvec_dim, self.hidden_dim = cell, V, W, H
   self.feature_dim, self.max_len = fdim, opts.max_len or 16

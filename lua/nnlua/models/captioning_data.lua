@@ -245,20 +245,35 @@ function M.batch(d, rows, first, count, features)
   return imgs:view(count, 1, imgs:size(2), imgs:size(3)), caps
 end
 
+local FLIP_CELLS = nn.tensor({ 2, 1, 4, 3 }, "int64") -- a mirror swaps the grid's columns
+
 ---The batch of images order[first .. first + count - 1] with their cell classes (for pretraining
----the encoder as a cell classifier).
+---the encoder as a cell classifier). Given rng, each image is mirrored left-right with probability
+---1/2 (one rng.next() per image, in order), its cells' classes swapped to match.
 ---@param d table a split from load_split
 ---@param order integer[] image numbers (e.g. a shuffle from rng.perm)
 ---@param first integer
 ---@param count integer
+---@param rng? table an M.rng stream: mirror at random
 ---@return Tensor images uint8 B x 1 x 64 x 64
 ---@return Tensor classes int64 B x 4: cell code + 1 (1 empty, 2..11 fashion, 12..21 digits)
-function M.cell_batch(d, order, first, count)
+function M.cell_batch(d, order, first, count, rng)
   local r = {}
   for k = 1, count do r[k] = order[first + k - 1] end
   local idx = nn.tensor(r, "int64")
   local imgs = d.images:index_select(1, idx)
-  return imgs:view(count, 1, imgs:size(2), imgs:size(3)), d.cells:index_select(1, idx):long() + 1
+  local cells = d.cells:index_select(1, idx):long() + 1
+  if rng then
+    local flip = {}
+    for k = 1, count do flip[k] = rng.next() % 2 end
+    local W = imgs:size(3)
+    local rev = {}
+    for j = 1, W do rev[j] = W + 1 - j end
+    local m = nn.tensor(flip, "uint8")
+    imgs = nn.where(m:view(count, 1, 1), imgs:index_select(3, nn.tensor(rev, "int64")), imgs)
+    cells = nn.where(m:view(count, 1), cells:index_select(2, FLIP_CELLS), cells)
+  end
+  return imgs:view(count, 1, imgs:size(2), imgs:size(3)), cells
 end
 
 return M
