@@ -20,6 +20,7 @@ typedef struct {
 
 static const shape shapes[] = {
     {"square 1024", 0, 0, 1024, 1024, 1024},
+    {"mlp infer 1000", 0, 1, 1000, 200, 784},
     {"conv1 fwd", 0, 0, 64, 12544, 147},
     {"layer1 fwd", 0, 0, 64, 3136, 576},
     {"layer2 fwd", 0, 0, 128, 784, 1152},

@@ -53,7 +53,12 @@ val_samples.png to --out. bench/torch_captioning.py is the PyTorch twin (same re
   --out DIR             output directory (default out/captioning)
   --json                one JSON object per epoch on stdout (as the twin); no progress bar
   --no-save             neither checkpoint nor pictures
-  --help                this text]]
+  --help                this text
+
+The checkpoint (OUT/model.safetensors, written atomically) is also written after every epoch of
+either stage. Ctrl-C stops at the end of the running step, writes it and exits with status 130 (a
+second Ctrl-C stops at once). A loss that becomes NaN or Inf stops training with status 3, keeping
+the last good checkpoint (it is never written while a weight is NaN or Inf).]]
 
 local function die(msg)
   io.stderr:write("captioning.lua: ", msg, "\n(--help lists the options)\n")
@@ -229,6 +234,31 @@ local function main(args)
                            convs = o.conv_list, cell_dim = o.cell_dim, encoder_output = o.encoder_output,
                            init_c = o.init_c }
   local rng = D.rng(o.seed)
+  local ckpt = o.out .. "/model.safetensors"
+  local made_out = false
+  local function save_model(extra) -- atomic (nn.save): a crash mid-write leaves the old file
+    -- mkdir once: system() ignores SIGINT while its child runs, so a Ctrl-C then would be lost
+    if not made_out then os.execute("mkdir -p '" .. o.out:gsub("'", "'\\''") .. "'") made_out = true end
+    local meta = {
+      example = "captioning", cell = o.cell, vocab_size = tostring(#vocab.idx_to_word),
+      wordvec_dim = tostring(o.wordvec_dim), hidden_dim = tostring(o.hidden_dim), channels = o.channels,
+      convs = o.convs, cell_dim = tostring(o.cell_dim), encoder_output = o.encoder_output,
+      init_c = tostring(o.init_c == true), epochs = tostring(o.epochs), pretrain_epochs = tostring(o.pretrain_epochs),
+      lr = tostring(o.lr), batch_size = tostring(o.batch_size), seed = tostring(o.seed),
+      overfit = tostring(o.overfit or 0),
+    }
+    for k, v in pairs(extra) do meta[k] = tostring(v) end
+    nn.save(ckpt, model:state_dict(), meta)
+    return ckpt
+  end
+  -- Ctrl-C: checkpoint at the step's end, exit 130; a NaN/Inf loss: exit 3, the last good file kept
+  local guard
+  guard = nn.utils.TrainingGuard{
+    name = "captioning.lua", model = model, no_save = "--no-save",
+    save = not o.no_save and function(at)
+      return save_model{ saved = at.why, stage = guard.stage or "", epoch = at.epoch or 0, step = at.step or 0 }
+    end or nil,
+  }
   if not o.json then
     log:write(("captioning on %s: %d training images%s, %d validation images, vocabulary %d, %d threads\n%s\n")
       :format(dir, n_train, o.overfit and " (overfit: first caption of each)" or "", n_val,
@@ -253,6 +283,7 @@ local function main(args)
       local steps = (n_train + o.batch_size - 1) // o.batch_size
       local bar = not o.json and nn.progress{ total = steps, epoch = epoch, epochs = o.pretrain_epochs,
                                               prefix = "encoder" } or nil
+      guard.bar = bar
       local loss_sum = 0
       model:train()
       for st = 1, steps do
@@ -261,12 +292,15 @@ local function main(args)
                                       o.flip and rng or nil)
         popt:zero_grad()
         local loss = model:cell_loss(x, cells)
+        local l = guard:at(epoch, st, "encoder"):check_loss(loss)
         loss:backward()
         popt:step()
-        loss_sum = loss_sum + loss:item()
-        if bar then bar:update(st, { loss = loss:item(), samples = x:size(1) }) end
+        loss_sum = loss_sum + l
+        if bar then bar:update(st, { loss = l, samples = x:size(1) }) end
+        guard:poll()
       end
       psched:step()
+      guard:checkpoint("end of epoch")
       local ts = nn.clock() - t0
       pretrain_s = pretrain_s + ts
       if bar then bar:finish({ loss = loss_sum / steps }) end
@@ -314,6 +348,7 @@ local function main(args)
     end
     local steps = (#rows + o.batch_size - 1) // o.batch_size
     local bar = not o.json and nn.progress{ total = steps, epoch = epoch, epochs = o.epochs } or nil
+    guard.bar = bar
     local t0, loss_sum, step_ts = nn.clock(), 0, {}
     model:train()
     for st = 1, steps do
@@ -323,18 +358,20 @@ local function main(args)
       local x, caps = D.batch(train, rows, first, count, feats)
       opt:zero_grad()
       local loss = model(x, caps)
+      local l = guard:at(epoch, st, "captioner"):check_loss(loss)
       loss:backward()
       opt:step()
-      local l = loss:item()
       step_ts[st] = nn.clock() - ts
       losses[#losses + 1], loss_sum = l, loss_sum + l
       if bar then bar:update(st, { loss = l, samples = count }) end
+      guard:poll()
     end
     local train_s = nn.clock() - t0
     train_total = train_total + train_s
     if bar then bar:finish({ loss = loss_sum / steps }) end
     last_loss = loss_sum / steps
     sched:step()
+    guard:checkpoint("end of epoch")
     table.sort(step_ts)
     local step_med = step_ts[(#step_ts + 1) // 2]
     -- validation after every epoch with --json (the twin does the same), else at the end only
@@ -362,6 +399,7 @@ local function main(args)
       log:write(("epoch %d: train %.1f s (%.0f ms/step, loss %.4f)\n"):format(epoch, train_s, 1e3 * step_med, last_loss))
     end
   end
+  guard:close()
   if b then
     log:write(("validation (%d images, greedy): BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f\n")
       :format(n_val, b[1], b[2], b[3], b[4]))
@@ -385,16 +423,7 @@ local function main(args)
   end
 
   if not o.no_save and o.epochs > 0 then
-    os.execute("mkdir -p '" .. o.out:gsub("'", "'\\''") .. "'")
-    local ckpt = o.out .. "/model.safetensors"
-    nn.save(ckpt, model:state_dict(), {
-      example = "captioning", cell = o.cell, vocab_size = tostring(#vocab.idx_to_word),
-      wordvec_dim = tostring(o.wordvec_dim), hidden_dim = tostring(o.hidden_dim), channels = o.channels, convs = o.convs, cell_dim = tostring(o.cell_dim),
-      encoder_output = o.encoder_output, init_c = tostring(o.init_c == true),
-      epochs = tostring(o.epochs), pretrain_epochs = tostring(o.pretrain_epochs), lr = tostring(o.lr),
-      batch_size = tostring(o.batch_size), seed = tostring(o.seed), overfit = tostring(o.overfit or 0),
-      final_loss = ("%.5f"):format(last_loss),
-    })
+    save_model{ saved = "end of training", final_loss = ("%.5f"):format(last_loss) }
     local png = o.out .. "/loss.png"
     nn.plot.lines{
       path = png, title = ("captioning (%s%s): training loss"):format(o.cell:upper(),

@@ -385,3 +385,44 @@ describe("nn.utils.TrainingGuard", function()
     assert.has_error(function() nn.utils.all_finite(3) end, "all_finite: a module or a table of tensors expected, got number")
   end)
 end)
+
+describe("examples/captioning.lua under nn.utils.TrainingGuard", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() os.execute("rm -rf " .. q(dir)) end)
+  local function ready()
+    if not have(BIN) then return false, "no nnlua executable at " .. BIN end
+    if not have("data/captions/SOURCE") then return false, "no data/captions (scripts/get-data --captions)" end
+    return true
+  end
+  local tiny = " examples/captioning.lua --threads 1 --limit 100 --val-limit 20 --channels 4,4,8 --convs 1,1,1"
+    .. " --cell-dim 8 --wordvec-dim 8 --hidden-dim 16 --pretrain-epochs 1 --out "
+
+  it("stops at a step on Ctrl-C, writes a loadable checkpoint and exits 130", function()
+    local ok, why = ready()
+    if not ok then return pending(why) end
+    local ckpt = dir .. "/out/model.safetensors"
+    local rc, msg = interrupt_when(q(BIN) .. tiny .. q(dir .. "/out") .. " --epochs 100000", dir,
+      function() return have(ckpt) end, "captioning.lua")
+    assert.equals(130, rc, msg)
+    local where, path = msg:match("captioning.lua: interrupted at (%a+ epoch %d+ step %d+); checkpoint saved to (%S+)")
+    assert.is_truthy(where, msg)
+    assert.equals(ckpt, path)
+    local sd = nn.load(ckpt)
+    assert.is_truthy(sd["rnn.weight_ih_l0"] and sd["encoder.head.weight"])
+    assert.same({ "model.safetensors" }, files_in(dir .. "/out")) -- no temporary file, no pictures
+  end)
+
+  it("stops with status 3 when the loss becomes NaN, keeping the last good checkpoint", function()
+    local ok, why = ready()
+    if not ok then return pending(why) end
+    -- the encoder trains normally (its epoch's checkpoint is written), then the captioner blows up
+    local out, code = run(q(BIN) .. tiny .. q(dir .. "/out") .. " --epochs 3 --lr 1e30")
+    assert.equals(3, code, out)
+    local what, path = out:match("captioning.lua: loss became (%a+) at captioner epoch %d+ step %d+; last good checkpoint: (%S+)")
+    assert.is_truthy(what, out)
+    assert.equals(dir .. "/out/model.safetensors", path)
+    assert.is_true(nn.utils.all_finite(nn.load(path)))
+    assert.is_nil(out:find("loss.png", 1, true)) -- nothing after the stop
+  end)
+end)
