@@ -129,24 +129,9 @@ end)
 
 -- ---- training scripts stop on a NaN loss ----
 
-local function run(cmd)
-  local out, err = os.tmpname(), os.tmpname()
-  local _, _, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null")
-  local function slurp(name)
-    local f = assert(io.open(name))
-    local s = f:read("a")
-    f:close()
-    os.remove(name)
-    return s
-  end
-  return slurp(out), slurp(err), code
-end
+local run = require("helpers.proc").run
 
-local function have(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
+local have = require("helpers.proc").exists
 
 describe("examples/mnist_mlp.lua on a diverging run", function()
   it("stops when the loss becomes NaN and keeps the last good checkpoint", function()

@@ -294,25 +294,8 @@ describe("captioning data helpers", function()
 end)
 
 describe("examples/captioning.lua", function()
-  local BIN = os.getenv("NNLUA_BIN") or "build/nnlua"
-  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-  local function run(cmd)
-    local out, err = os.tmpname(), os.tmpname()
-    local _, _, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null")
-    local function slurp(name)
-      local f = assert(io.open(name))
-      local s = f:read("a")
-      f:close()
-      os.remove(name)
-      return s
-    end
-    return slurp(out), slurp(err), code
-  end
-  local function exists(p)
-    local f = io.open(p)
-    if f then f:close() end
-    return f ~= nil
-  end
+  local proc = require "helpers.proc"
+  local BIN, q, run, exists = proc.BIN, proc.q, proc.run, proc.exists
   local ready = exists(BIN) and exists("data/captions/SOURCE")
 
   it("trains a tiny captioner end to end and writes the checkpoint and the pictures", function()

@@ -6,19 +6,7 @@ local BIN = os.getenv("NNLUA_BIN") or "build/nnlua"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- Run a command; returns stdout, stderr, exit code.
-local function run(cmd)
-  local out, err = os.tmpname(), os.tmpname()
-  local _, _, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null")
-  local function slurp(name)
-    local f = assert(io.open(name))
-    local s = f:read("a")
-    f:close()
-    os.remove(name)
-    return s
-  end
-  return slurp(out), slurp(err), code
-end
+local run = require("helpers.proc").run -- stdout, stderr, exit code
 
 local function have_bin()
   local f = io.open(BIN)
