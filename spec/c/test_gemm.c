@@ -106,14 +106,14 @@ int main(void) {
       }
     /* large enough to take several K, M and N blocks, and threads */
     static const int big[][3] = {{300, 517, 263}, {71, 2100, 520}, {1000, 33, 700},
-                                 {25, 2048, 512}};
-    for (int s = 0; s < 4; s++) {
+                                 {25, 2048, 512}, {1000, 10, 300}, {700, 3, 1100}};
+    for (int s = 0; s < 6; s++) { /* the last two: narrow and tall, ours only when threaded */
       int M = big[s][0], N = big[s][1], K = big[s][2];
       for (int t = 0; t < 4 && have; t++) { /* two (alpha, beta) pairs: the reference is slow */
         check("avx512", nnl_sgemm_avx512, t >> 1, t & 1, M, N, K, 7, 1.0f, 0.0f, threads);
         check("avx512", nnl_sgemm_avx512, t >> 1, t & 1, M, N, K, 0, -0.5f, 0.3f, threads);
       }
-      check("nnl_sgemm", via_nnl, 0, 1, M, N, K, 1, 1.0f, 0.0f, threads);
+      for (int t = 0; t < 4; t++) check("nnl_sgemm", via_nnl, t >> 1, t & 1, M, N, K, 1, 1.0f, 0.0f, threads);
     }
     printf("%s %d thread%s: %d failures\n", failures == before ? "ok  " : "FAIL", threads,
            threads > 1 ? "s" : "", failures - before);
