@@ -2,6 +2,8 @@
  * in training mode (batch statistics) and evaluation mode (running statistics). Threads own channels. */
 #include "spatial.h"
 
+#include "../core/parallel.h"
+
 #include <math.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -16,14 +18,6 @@
 
 static const float *run(const float *x, int n, int C, int inner, int c) {
   return x + ((long)n * C + c) * inner;
-}
-
-static int have_avx512(void) {
-#ifdef NNL_AVX512
-  return __builtin_cpu_supports("avx512f") != 0;
-#else
-  return 0;
-#endif
 }
 
 /* ---- one run, plain C (any CPU) ---- */
@@ -220,7 +214,7 @@ void nnl_batchnorm_forward_train(float *y, float *save_mean, float *save_invstd,
                                  const float *weight, const float *bias, int N, int C, int inner,
                                  double momentum, double eps) {
   long m = (long)N * inner;
-  int avx = have_avx512();
+  int avx = nnl_cpu_avx512();
 #pragma omp parallel for schedule(static) if ((double)m * C > NNL_PAR_MIN)
   for (int c = 0; c < C; c++) {
     double mean, ss;
@@ -250,7 +244,7 @@ static void backward_train(float *dx, float *dweight, float *dbias, const float 
                            const float *x, const float *save_mean, const float *save_invstd,
                            const float *weight, int N, int C, int inner, int acc) {
   long m = (long)N * inner;
-  int avx = have_avx512();
+  int avx = nnl_cpu_avx512();
 #pragma omp parallel for schedule(static) if ((double)m * C > NNL_PAR_MIN)
   for (int c = 0; c < C; c++) {
     float mean = save_mean[c];
@@ -289,7 +283,7 @@ void nnl_batchnorm_backward_train_into(float *dx, float *dweight, float *dbias, 
 void nnl_batchnorm_forward_eval(float *y, const float *x, const float *running_mean,
                                 const float *running_var, const float *weight, const float *bias,
                                 int N, int C, int inner, double eps) {
-  int avx = have_avx512();
+  int avx = nnl_cpu_avx512();
 #pragma omp parallel for schedule(static) if ((double)N * C * inner > NNL_PAR_MIN)
   for (int c = 0; c < C; c++) {
     double scale = (weight ? weight[c] : 1.0) / sqrt((double)running_var[c] + eps);
@@ -303,7 +297,7 @@ void nnl_batchnorm_forward_eval(float *y, const float *x, const float *running_m
 static void backward_eval(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
                           const float *running_mean, const float *running_var, const float *weight,
                           int N, int C, int inner, double eps, int acc) {
-  int avx = have_avx512();
+  int avx = nnl_cpu_avx512();
 #pragma omp parallel for schedule(static) if ((double)N * C * inner > NNL_PAR_MIN)
   for (int c = 0; c < C; c++) {
     double invstd = 1.0 / sqrt((double)running_var[c] + eps);

@@ -3,6 +3,8 @@
  * side by side in one wide gemm; few-channel stride-1 convs run direct AVX-512 loops. */
 #include "spatial.h"
 
+#include "../core/parallel.h"
+
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,9 +315,7 @@ typedef struct {
 
 static int direct_ok(const nnl_conv2d_dims *d, const geom *g) {
 #if NNL_CONV_DIRECT
-  static int avx512 = -1; /* the same answer on every thread: a benign race */
-  if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") != 0;
-  return avx512 && d->groups == 1 && d->C <= DIRECT_MAX_C && !g->direct && d->stride_h == 1 &&
+  return nnl_cpu_avx512() && d->groups == 1 && d->C <= DIRECT_MAX_C && !g->direct && d->stride_h == 1 &&
          d->stride_w == 1 && d->dil_h == 1 && d->dil_w == 1;
 #else
   (void)d, (void)g;

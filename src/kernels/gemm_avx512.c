@@ -268,8 +268,7 @@ static int have_avx512 = 0;
 static pthread_once_t have_once = PTHREAD_ONCE_INIT;
 
 static void have_init(void) {
-  __builtin_cpu_init();
-  have_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0; /* checks the OS saves zmm state */
+  have_avx512 = nnl_cpu_avx512();
 }
 
 int nnl_sgemm_avx512_available(void) {

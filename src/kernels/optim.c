@@ -2,6 +2,8 @@
  * torch.optim 1.13 (single-tensor path) step by step, and a sum of squares for grad clipping. */
 #include "dense.h"
 
+#include "../core/parallel.h"
+
 #include <math.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #define NNL_AVX512 1 /* an AVX-512 path, taken when the CPU has it */
@@ -140,7 +142,7 @@ static void adam_update(float *param, float *exp_avg, float *exp_avg_sq, float *
                       (float)(1.0 - lr * weight_decay)};
   int use_wd = weight_decay != 0.0, wide = 0;
 #ifdef NNL_AVX512
-  wide = __builtin_cpu_supports("avx512f") != 0;
+  wide = nnl_cpu_avx512();
 #endif
   (void)wide;
   int64_t nblocks = (n + ADAM_BLOCK - 1) / ADAM_BLOCK;

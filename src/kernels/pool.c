@@ -2,6 +2,8 @@
  * Each (n, c) plane is independent: OpenMP hands whole planes to threads, so writes never race. */
 #include "spatial.h"
 
+#include "../core/parallel.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -22,14 +24,6 @@ static int pool_2x2(const nnl_pool2d_dims *d) {
 static int pool_3x3s2(const nnl_pool2d_dims *d) {
   return d->KH == 3 && d->KW == 3 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 1 &&
          d->pad_w == 1 && d->dil_h == 1 && d->dil_w == 1;
-}
-
-static int have_avx512(void) {
-#ifdef NNL_AVX512
-  return __builtin_cpu_supports("avx512f") != 0;
-#else
-  return 0;
-#endif
 }
 
 #ifdef NNL_AVX512
@@ -437,7 +431,7 @@ void nnl_max_pool2d_forward(float *y, int64_t *indices, const float *x,
   int OH = nnl_conv_out_size(d->H, d->KH, d->stride_h, d->pad_h, d->dil_h);
   int OW = nnl_conv_out_size(d->W, d->KW, d->stride_w, d->pad_w, d->dil_w);
   long planes = (long)d->N * d->C, HW = (long)d->H * d->W, P = (long)OH * OW;
-  int fast = pool_2x2(d), wide = fast && have_avx512(), s2 = pool_3x3s2(d) && have_avx512();
+  int fast = pool_2x2(d), wide = fast && nnl_cpu_avx512(), s2 = pool_3x3s2(d) && nnl_cpu_avx512();
   (void)wide, (void)s2;
 #pragma omp parallel for schedule(static) if (planes * HW > NNL_PAR_MIN)
   for (long pl = 0; pl < planes; pl++) {
@@ -461,7 +455,7 @@ static void maxpool_scatter(float *dx, const float *dy, const int64_t *indices,
   int OH = nnl_conv_out_size(d->H, d->KH, d->stride_h, d->pad_h, d->dil_h);
   int OW = nnl_conv_out_size(d->W, d->KW, d->stride_w, d->pad_w, d->dil_w);
   long planes = (long)d->N * d->C, HW = (long)d->H * d->W, P = (long)OH * OW;
-  int wide = zero && pool_2x2(d) && have_avx512(), s2 = pool_3x3s2(d) && have_avx512();
+  int wide = zero && pool_2x2(d) && nnl_cpu_avx512(), s2 = pool_3x3s2(d) && nnl_cpu_avx512();
   (void)wide, (void)s2;
 #pragma omp parallel for schedule(static) if (planes * HW > NNL_PAR_MIN)
   for (long pl = 0; pl < planes; pl++) {
