@@ -1,35 +1,7 @@
 -- cli_spec.lua — the nnlua executable run as a user would: options, arg, errors,
 -- stdin, the REPL through a pipe, and (when tmux is installed) through a terminal.
-local BIN = os.getenv("NNLUA_BIN") or "build/nnlua"
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Run a shell command; returns stdout, stderr and the exit code.
-local function run(cmd, input)
-  local out, err = os.tmpname(), os.tmpname()
-  local full = cmd .. " >" .. out .. " 2>" .. err
-  if input then
-    local inp = os.tmpname()
-    local f = assert(io.open(inp, "w"))
-    f:write(input)
-    f:close()
-    full = full .. " <" .. inp
-    full = full .. "; rc=$?; rm -f " .. inp .. "; exit $rc"
-  else
-    full = full .. " </dev/null"
-  end
-  local _, _, code = os.execute(full)
-  local function slurp(name)
-    local f = assert(io.open(name))
-    local s = f:read("a")
-    f:close()
-    os.remove(name)
-    return s
-  end
-  return slurp(out), slurp(err), code
-end
+local proc = require "helpers.proc"
+local BIN, q, run = proc.BIN, proc.q, proc.run -- run(cmd, input): stdout, stderr, exit code
 
 local function nnlua(args, input)
   return run(q(BIN) .. " " .. args, input)

@@ -4,13 +4,8 @@ local nn = require "nnlua"
 
 local BIN = os.getenv("NNLUA_BIN") or "build/nnlua"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function have(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
+local proc = require "helpers.proc"
+local q, have = proc.q, proc.exists
 
 local function slurp(path)
   local f = io.open(path, "rb")

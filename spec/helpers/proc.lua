@@ -23,10 +23,18 @@ local function take(name)
   return s
 end
 
---- Run cmd under sh with stdin from /dev/null; returns stdout, stderr and the exit code.
-function M.run(cmd)
-  local out, err = os.tmpname(), os.tmpname()
-  local _, _, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null")
+--- Run cmd under sh with input (a string) on stdin, or /dev/null; returns stdout, stderr and the
+--- exit code.
+function M.run(cmd, input)
+  local out, err, inp = os.tmpname(), os.tmpname(), "/dev/null"
+  if input then
+    inp = os.tmpname()
+    local f = assert(io.open(inp, "w"))
+    f:write(input)
+    f:close()
+  end
+  local _, _, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " <" .. inp)
+  if input then os.remove(inp) end
   return take(out), take(err), code
 end
 
