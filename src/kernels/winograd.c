@@ -43,19 +43,15 @@ int nnl_conv2d_winograd_fits(const nnl_conv2d_dims *d) {
 
 static long round16(long n) { return (n + 15) / 16 * 16; }
 
-/* F(2x2, 3x3) by default: its transforms only add and halve, so results stay within float
- * rounding of im2col's. F(4x4, 3x3) was measured too (bench/winograd_conv.c, NNL_WINO_TILE=4):
- * errors ~17x larger (1e-5 relative per layer), and with these transforms no faster on ResNet's
- * shapes; it stays for benchmarks. */
-#ifndef NNL_WINO_TILE
-#define NNL_WINO_TILE 2
-#endif
-static int wino_tile(void) { return NNL_WINO_TILE == 4 ? 4 : 2; }
+/* F(2x2, 3x3): its transforms only add and halve, so results stay within float rounding of
+ * im2col's. F(4x4, 3x3) was measured too: errors ~17x larger (1e-5 relative per layer, past the
+ * tests' tolerance) and no faster on ResNet's shapes, so it was dropped. */
+#define WINO_M 2
 
 static void set_wgeom(wgeom *g, int N, int Ci, int H, int W, int Co, int pad, int nthreads) {
   g->N = N, g->Ci = Ci, g->H = H, g->W = W, g->Co = Co, g->pad = pad;
   g->OH = H + 2 * pad - 2, g->OW = W + 2 * pad - 2;
-  g->m = wino_tile(), g->a = g->m + 2, g->K = g->a * g->a;
+  g->m = WINO_M, g->a = g->m + 2, g->K = g->a * g->a;
   g->tH = (g->OH + g->m - 1) / g->m, g->tW = (g->OW + g->m - 1) / g->m;
   g->rows = (long)N * g->tH;
   long tb = NNL_WINO_BLOCK / (Ci + Co);
@@ -104,28 +100,13 @@ size_t nnl_conv2d_winograd_workspace_size(const nnl_conv2d_dims *d, int backward
 
 /* ---- transforms ----
  * F(2x2, 3x3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5;
- * 0 0 1], A^T = [1 1 1 0; 0 1 -1 -1]. F(4x4, 3x3), with the points 0, +-1, +-2:
- * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
- * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
- * A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
- * Each 2-D transform is the 1-D one on the columns, then on the rows. */
-
-static inline void g3(double u[6], const double g[3], int m) {
-  if (m == 2) {
-    u[0] = g[0], u[1] = 0.5 * (g[0] + g[1] + g[2]), u[2] = 0.5 * (g[0] - g[1] + g[2]), u[3] = g[2];
-    return;
-  }
-  u[0] = g[0] / 4;
-  u[1] = -(g[0] + g[1] + g[2]) / 6, u[2] = -(g[0] - g[1] + g[2]) / 6;
-  u[3] = g[0] / 24 + g[1] / 12 + g[2] / 6, u[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
-  u[5] = g[2];
-}
+ * 0 0 1], A^T = [1 1 1 0; 0 1 -1 -1]. Each 2-D transform is the 1-D one on the columns, then on the rows. */
 
 /* U: (K, Co, Ci) <- G g G^T for every filter pair.
  * weight: (Co, Ci, 3, 3) read as is, or with flip: (Ci, Co, 3, 3) rotated 180 degrees.
- * F(2x2, 3x3) runs in float over a contiguous run of Ci (the stores then stream; the factors are
- * halves, so the only rounding is in the sums); F(4x4, 3x3) in double, one filter at a time. */
-WINO_CLONES static void weight_transform2(float *U, const float *weight, int Co, int Ci, int flip) {
+ * In float over a contiguous run of Ci (the stores then stream; the factors are halves, so the
+ * only rounding is in the sums). */
+WINO_CLONES static void weight_transform(float *U, const float *weight, int Co, int Ci, int flip) {
   enum { IB = 64 }; /* a block of Ci: its 16 rows go out as whole runs (16 streams CC apart alias) */
   long CC = (long)Co * Ci;
 #pragma omp parallel for schedule(static) if (CC * 16 > NNL_PAR_MIN)
@@ -157,32 +138,6 @@ WINO_CLONES static void weight_transform2(float *U, const float *weight, int Co,
           tmp[r * 4 + 3][j] = t2;
         }
       for (int k = 0; k < 16; k++) memcpy(U + k * CC + (long)o * Ci + i0, tmp[k], sizeof(float) * n);
-    }
-}
-
-static void weight_transform(float *U, const float *weight, int Co, int Ci, int m, int flip) {
-  if (m == 2) {
-    weight_transform2(U, weight, Co, Ci, flip);
-    return;
-  }
-  long CC = (long)Co * Ci;
-  int a = m + 2;
-#pragma omp parallel for schedule(static) if (CC * a * a > NNL_PAR_MIN)
-  for (int o = 0; o < Co; o++)
-    for (int i = 0; i < Ci; i++) {
-      const float *w = weight + (flip ? ((long)i * Co + o) * 9 : ((long)o * Ci + i) * 9);
-      double g[3][3], t[6][3], col[3], u[6];
-      for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++) g[r][c] = flip ? w[(2 - r) * 3 + (2 - c)] : w[r * 3 + c];
-      for (int c = 0; c < 3; c++) {
-        for (int r = 0; r < 3; r++) col[r] = g[r][c];
-        g3(u, col, m);
-        for (int r = 0; r < a; r++) t[r][c] = u[r];
-      }
-      for (int r = 0; r < a; r++) {
-        g3(u, t[r], m);
-        for (int c = 0; c < a; c++) U[(r * a + c) * CC + (long)o * Ci + i] = (float)u[c];
-      }
     }
 }
 
@@ -223,28 +178,6 @@ WINO_CLONES static void input_row2(float *V, long ldk, const float *rb, int WB, 
   }
 }
 
-#define BT6(o, d0, d1, d2, d3, d4, d5)                                                       \
-  (o)[0] = 4.0f * (d0) - 5.0f * (d2) + (d4), (o)[1] = -4.0f * ((d1) + (d2)) + (d3) + (d4),     \
-  (o)[2] = 4.0f * ((d1) - (d2)) - (d3) + (d4), (o)[3] = 2.0f * ((d3) - (d1)) - (d2) + (d4),    \
-  (o)[4] = 2.0f * ((d1) - (d3)) - (d2) + (d4), (o)[5] = 4.0f * (d1) - 5.0f * (d3) + (d5)
-
-WINO_CLONES static void input_row4(float *V, long ldk, const float *rb, int WB, int tW) {
-#pragma omp simd
-  for (int tw = 0; tw < tW; tw++) {
-    const float *d = rb + 4 * tw;
-    float t[6][6], v[6];
-    for (int b = 0; b < 6; b++) {
-      float c[6];
-      BT6(c, d[b], d[WB + b], d[2 * WB + b], d[3 * WB + b], d[4 * WB + b], d[5 * WB + b]);
-      for (int r = 0; r < 6; r++) t[r][b] = c[r];
-    }
-    for (int r = 0; r < 6; r++) {
-      BT6(v, t[r][0], t[r][1], t[r][2], t[r][3], t[r][4], t[r][5]);
-      for (int c = 0; c < 6; c++) V[(6 * r + c) * ldk + tw] = v[c];
-    }
-  }
-}
-
 /* ob: (m, m*tW) <- A^T M A + b for the tW tiles of one tile row of one output channel,
  * M[k][tw] in rows ldk apart. */
 WINO_CLONES static void output_row2(float *ob, const float *M, long ldk, float b, int tW) {
@@ -261,28 +194,6 @@ WINO_CLONES static void output_row2(float *ob, const float *M, long ldk, float b
     o0[2 * tw + 1] = s[0][1] - s[0][2] - s[0][3] + b;
     o1[2 * tw] = s[1][0] + s[1][1] + s[1][2] + b;
     o1[2 * tw + 1] = s[1][1] - s[1][2] - s[1][3] + b;
-  }
-}
-
-#define AT6(o, m0, m1, m2, m3, m4, m5)                                                        \
-  (o)[0] = (m0) + (m1) + (m2) + (m3) + (m4), (o)[1] = (m1) - (m2) + 2.0f * ((m3) - (m4)),       \
-  (o)[2] = (m1) + (m2) + 4.0f * ((m3) + (m4)), (o)[3] = (m1) - (m2) + 8.0f * ((m3) - (m4)) + (m5)
-
-WINO_CLONES static void output_row4(float *ob, const float *M, long ldk, float b, int tW) {
-  int n4 = 4 * tW;
-#pragma omp simd
-  for (int tw = 0; tw < tW; tw++) {
-    float s[4][6], y[4];
-    for (int c = 0; c < 6; c++) {
-      float t[4];
-      AT6(t, M[c * ldk + tw], M[(6 + c) * ldk + tw], M[(12 + c) * ldk + tw],
-          M[(18 + c) * ldk + tw], M[(24 + c) * ldk + tw], M[(30 + c) * ldk + tw]);
-      for (int r = 0; r < 4; r++) s[r][c] = t[r];
-    }
-    for (int r = 0; r < 4; r++) {
-      AT6(y, s[r][0], s[r][1], s[r][2], s[r][3], s[r][4], s[r][5]);
-      for (int c = 0; c < 4; c++) ob[r * n4 + 4 * tw + c] = y[c] + b;
-    }
   }
 }
 
@@ -314,8 +225,7 @@ static void run_block(float *out, const float *in, const float *U, const float *
     float *v = V + (R - R0) * g->tW;
     for (int c = 0; c < g->Ci; c++) {
       pad_rows(rb, in + ((long)n * g->Ci + c) * HW, g, th);
-      if (g->m == 2) input_row2(v + (long)c * TB, ldv, rb, g->WB, g->tW);
-      else input_row4(v + (long)c * TB, ldv, rb, g->WB, g->tW);
+      input_row2(v + (long)c * TB, ldv, rb, g->WB, g->tW);
     }
   }
   for (int k = 0; k < g->K; k++)
@@ -326,8 +236,7 @@ static void run_block(float *out, const float *in, const float *U, const float *
     const float *mr = M + (R - R0) * g->tW;
     for (int f = 0; f < g->Co; f++) {
       float b = bias ? bias[f] : 0.0f;
-      if (g->m == 2) output_row2(ob, mr + (long)f * TB, ldm, b, g->tW);
-      else output_row4(ob, mr + (long)f * TB, ldm, b, g->tW);
+      output_row2(ob, mr + (long)f * TB, ldm, b, g->tW);
       store_rows(out + ((long)n * g->Co + f) * OP, ob, g, th, acc);
     }
   }
@@ -346,7 +255,7 @@ static int wino_run(float *out, const float *in, const float *weight, const floa
   while (T > 1 && wino_need(g, T) > ws_floats) T--;
   if (wino_need(g, T) > ws_floats) return -1;
   float *U = ws, *tws = ws + round16((long)g->K * g->Co * g->Ci);
-  weight_transform(U, weight, g->Co, g->Ci, g->m, flip);
+  weight_transform(U, weight, g->Co, g->Ci, flip);
   long blocks = (g->rows + g->RB - 1) / g->RB;
 #pragma omp parallel num_threads(T)
   {
