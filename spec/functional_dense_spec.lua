@@ -198,6 +198,39 @@ describe("nn.F dense ops: behaviour", function()
     nn.no_grad(function() assert.is_nil(F.linear(x2, w).grad_fn) end)
   end)
 
+  it("relu keeps NaN and -0 as torch.relu", function()
+    local y = F.relu(nn.tensor{ 0 / 0, -0.0, -1, 2 })
+    assert.is_true(y[1] ~= y[1])
+    assert.are.equal(-math.huge, 1 / y[2]) -- -0 stays -0
+    assert.are.same({ 0, 2 }, { y[3], y[4] })
+  end)
+
+  it("linear_relu: relu(linear) fused without a graph, the two nodes with one", function()
+    -- 300 x 300 -> 200: our kernel's path (two K blocks, a 16-column tail); 3 x 5 -> 4: cblas
+    for _, sz in ipairs{ { 300, 300, 200 }, { 3, 5, 4 }, { 2, 3, 7 } } do
+      local x, w, b = nn.randn(sz[1], sz[2]), nn.randn(sz[3], sz[2]), nn.randn(sz[3])
+      x[1][1] = 0 / 0 -- a NaN row stays NaN
+      local xw = nn.matmul(x, w:t()) -- the reference adds bias and ReLU separately
+      for _, bias in ipairs{ b, false } do
+        local got = nn.no_grad(function() return F.linear_relu(x, w, bias or nil) end)
+        local ref = F.relu(bias and xw + b or xw)
+        assert.is_true(got[1][1] ~= got[1][1], "NaN row")
+        assert_close(got:narrow(1, 2, sz[1] - 1), ref:narrow(1, 2, sz[1] - 1), 1e-5, "linear_relu")
+        assert.are.equal(0, got:narrow(1, 2, sz[1] - 1):lt(0):long():sum():item())
+      end
+    end
+    local x, w, b = nn.randn(6, 5), nn.randn(4, 5):requires_grad(), nn.randn(4):requires_grad()
+    local y = F.linear_relu(x, w, b)
+    assert.are.equal("ReluBackward", y.grad_fn)
+    y:sum():backward()
+    local w2, b2 = w:detach():requires_grad(), b:detach():requires_grad()
+    F.relu(F.linear(x, w2, b2)):sum():backward()
+    assert_close(w.grad, w2.grad, 1e-6, "dW through linear_relu")
+    assert_close(b.grad, b2.grad, 1e-6, "db through linear_relu")
+    assert.has_error(function() F.linear_relu(nn.randn(2, 3), nn.randn(4, 5)) end,
+      "linear: input [2,3] has 3 features but weight is [4,5] (expects 5)")
+  end)
+
   it("linear takes non-contiguous inputs", function()
     local x, w = nn.randn(3, 4), nn.randn(5, 3)
     assert_close(F.linear(x:t(), w), nn.matmul(x:t(), w:t()), 1e-5, "linear(x^T)")

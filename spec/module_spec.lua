@@ -275,6 +275,30 @@ describe("containers", function()
                      .. "(weight [8,3,3,3], groups 1, input [2,4,8,8])", errmsg(cnn, nn.randn(2, 1, 8, 8)))
   end)
 
+  it("Sequential fuses a Linear then ReLU without a graph, and gives the same answers", function()
+    local s = nn.Sequential{ nn.Linear(30, 40), nn.ReLU(), nn.Linear(40, 20), nn.ReLU(), nn.Linear(20, 3) }
+    local x = nn.randn(300, 30)
+    local want = s[5](nn.F.relu(s[3](nn.F.relu(s[1](x)))))
+    local y = s(x)
+    assert.are.equal("LinearBackward", y.grad_fn) -- recording: the usual nodes
+    assert.is_true((y - want):abs():max():item() < 1e-5)
+    local z = nn.no_grad(function() return s(x) end)
+    assert.is_nil(z.grad_fn)
+    assert.is_true((z - want):abs():max():item() < 1e-5)
+    assert.matches("out %[300,40%]", tostring(s)) -- both modules record their output size
+    assert.are.same({ 300, 40 }, s[2]._out_size)
+    -- errors still name the Linear, fused or not
+    local bad = nn.Sequential{ nn.Identity(), nn.Linear(5, 3), nn.ReLU() }
+    assert.matches("^in module 2 %(Linear%) of Sequential: linear: input %[2,4%]",
+                   nn.no_grad(function() return errmsg(bad, nn.randn(2, 4)) end))
+    -- a subclass with its own forward is left alone
+    local Shifted = nn.ReLU:extend("Shifted")
+    function Shifted:forward(v) return nn.F.relu(v) + 1 end
+    local t = nn.Sequential{ nn.Linear(3, 2), Shifted() }
+    local v = nn.randn(4, 3)
+    assert.is_true(nn.no_grad(function() return t(v) end):min():item() >= 1)
+  end)
+
   it("ModuleList registers and indexes its modules", function()
     local Stack = nn.Module:extend("Stack")
     function Stack:init() self.layers = nn.ModuleList{ nn.Linear(2, 2), nn.Linear(2, 2) } end

@@ -123,7 +123,7 @@ typedef struct {
 
 static double lin_f(void *p) {
   lin_ctx *c = p;
-  nnl_linear_forward(c->Y, c->X, c->W, c->b, c->N, c->I, c->O);
+  nnl_linear_forward(c->Y, c->X, c->W, c->b, c->N, c->I, c->O, 0);
   return dot(c->Y, c->R, (int64_t)c->N * c->O);
 }
 
@@ -136,13 +136,37 @@ static void test_linear(int N, int I, int O, int gradchecks) {
   for (int o = 0; o < O; o++)
     for (int n = 0; n < N; n++) ref[n * O + o] = c.b[o];
   nnl_sgemm_ref(0, 1, N, O, I, 1.0f, c.X, I, c.W, I, 1.0f, ref, O);
-  nnl_linear_forward(c.Y, c.X, c.W, c.b, N, I, O);
+  nnl_linear_forward(c.Y, c.X, c.W, c.b, N, I, O, 0);
   snprintf(name, sizeof name, "linear forward %dx%dx%d vs sgemm_ref", N, I, O);
   check_close(name, c.Y, ref, (int64_t)N * O, 1e-5);
   nnl_sgemm_ref(0, 1, N, O, I, 1.0f, c.X, I, c.W, I, 0.0f, ref, O);
-  nnl_linear_forward(c.Y, c.X, c.W, NULL, N, I, O);
+  nnl_linear_forward(c.Y, c.X, c.W, NULL, N, I, O, 0);
   snprintf(name, sizeof name, "linear forward %dx%dx%d no bias", N, I, O);
   check_close(name, c.Y, ref, (int64_t)N * O, 1e-5);
+  /* fused ReLU, with and without bias: relu of the unfused result; a NaN row stays NaN */
+  for (int relu_bias = 0; relu_bias < 2; relu_bias++) {
+    float *unfused = malloc(sizeof(float) * N * O);
+    nnl_linear_forward(unfused, c.X, c.W, relu_bias ? c.b : NULL, N, I, O, 0);
+    nnl_relu_forward(ref, unfused, (int64_t)N * O);
+    nnl_linear_forward(c.Y, c.X, c.W, relu_bias ? c.b : NULL, N, I, O, 1);
+    int64_t neg = 0;
+    for (int64_t k = 0; k < (int64_t)N * O; k++) neg += unfused[k] < 0.0f && c.Y[k] == 0.0f;
+    snprintf(name, sizeof name, "linear+relu forward %dx%dx%d bias %d", N, I, O, relu_bias);
+    check_close(name, c.Y, ref, (int64_t)N * O, 1e-5);
+    snprintf(name, sizeof name, "linear+relu %dx%dx%d zeroes negatives", N, I, O);
+    int64_t want = 0;
+    for (int64_t k = 0; k < (int64_t)N * O; k++) want += unfused[k] < 0.0f;
+    check_true(name, neg == want && (want > 0 || (int64_t)N * O < 16));
+    free(unfused);
+  }
+  float x0 = c.X[0];
+  c.X[0] = NAN;
+  nnl_linear_forward(c.Y, c.X, c.W, c.b, N, I, O, 1);
+  int nans = 0;
+  for (int o = 0; o < O; o++) nans += isnan(c.Y[o]);
+  snprintf(name, sizeof name, "linear+relu %dx%dx%d keeps NaN", N, I, O);
+  check_true(name, nans == O);
+  c.X[0] = x0;
 
   /* backward against the plain-loop sgemm, accumulating onto PREFILL */
   float *dX = filled((int64_t)N * I, PREFILL), *dW = filled((int64_t)O * I, PREFILL);
@@ -734,6 +758,8 @@ int main(void) {
   test_linear(5, 7, 4, 1);
   test_linear(1, 3, 1, 1);
   test_linear(300, 64, 130, 0); /* threaded bias paths, blocks of 64 with a remainder */
+  test_linear(257, 300, 200, 0); /* two K blocks (bias first, ReLU last), a 16-column tail */
+  test_linear(64, 33, 45, 0);    /* a 13-column tail */
   test_activations();
   test_softmax(0, 3, 5, 1);
   test_softmax(0, 2, 4, 3);

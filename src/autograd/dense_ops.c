@@ -57,7 +57,8 @@ static int bw_linear(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
   return 0;
 }
 
-nnl_tensor *nnl_linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) {
+/* relu = 1 only when no node is recorded (nnl_linear_relu). */
+static nnl_tensor *linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b, int relu) {
   char xs[160], ws[160], bs[160];
   if (want_dtype(x, NNL_F32, "linear", "input") || want_dtype(w, NNL_F32, "linear", "weight") ||
       (b && want_dtype(b, NNL_F32, "linear", "bias")))
@@ -94,7 +95,8 @@ nnl_tensor *nnl_linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) {
   nnl_tensor *xc = nnl_raw_contiguous(x), *wc = xc ? nnl_raw_contiguous(w) : NULL;
   nnl_tensor *bc = wc && b ? nnl_raw_contiguous(b) : NULL;
   nnl_tensor *out = wc && (bc || !b) ? nnl_tensor_empty(NNL_F32, x->ndim, shape) : NULL;
-  if (out) nnl_linear_forward(fdata(out), fdata(xc), fdata(wc), fdata(bc), (int)N, (int)I, (int)O);
+  if (out)
+    nnl_linear_forward(fdata(out), fdata(xc), fdata(wc), fdata(bc), (int)N, (int)I, (int)O, relu);
   nnl_tensor *in[3] = {x, w, b};
   nnl_node *n = start_node(&out, "LinearBackward", bw_linear, in, 3);
   if (n) {
@@ -106,6 +108,17 @@ nnl_tensor *nnl_linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) {
     finish(n, out);
   }
   nnl_tensor_release(xc), nnl_tensor_release(wc), nnl_tensor_release(bc);
+  return out;
+}
+
+nnl_tensor *nnl_linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) { return linear(x, w, b, 0); }
+
+nnl_tensor *nnl_linear_relu(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) {
+  nnl_tensor *in[3] = {x, w, b};
+  if (!nnl_ag_needed(in, b ? 3 : 2)) return linear(x, w, b, 1);
+  /* recording: the two usual nodes, so the graph reads as it would unfused */
+  nnl_tensor *y = linear(x, w, b, 0), *out = y ? nnl_relu(y) : NULL;
+  nnl_tensor_release(y);
   return out;
 }
 

@@ -15,6 +15,9 @@
 /* Y = X W^T + b. x: (..., I) of any rank >= 1 (leading dims flattened, no copy when contiguous);
  * w: (O, I); b: (O) or NULL. Returns (..., O). */
 nnl_tensor *nnl_linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b);
+/* relu(linear(x, w, b)): in one pass over the output (bias and ReLU on each tile of the product)
+ * when no node is recorded; as the two ops, with their two nodes, when one is. */
+nnl_tensor *nnl_linear_relu(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b);
 
 /* Elementwise activations, any shape. gelu: approximate = 0 exact (erf), 1 tanh form. */
 nnl_tensor *nnl_relu(nnl_tensor *x);

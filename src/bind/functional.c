@@ -121,6 +121,11 @@ static int f_linear(lua_State *L) {
   return nnlb_push(L, nnl_linear(x, w, b));
 }
 
+static int f_linear_relu(lua_State *L) {
+  nnl_tensor *x = nnlb_check(L, 1), *w = nnlb_check(L, 2), *b = opt_arg_tensor(L, 3);
+  return nnlb_push(L, nnl_linear_relu(x, w, b));
+}
+
 static int f_flatten(lua_State *L) {
   nnl_tensor *x = nnlb_check(L, 1);
   if (x->ndim == 0) return nnlb_push(L, nnl_flatten(x, 0, 0));
@@ -288,7 +293,7 @@ static int f_embedding(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {
-    {"linear", f_linear}, {"relu", f_relu}, {"leaky_relu", f_leaky_relu},
+    {"linear", f_linear}, {"linear_relu", f_linear_relu}, {"relu", f_relu}, {"leaky_relu", f_leaky_relu},
     {"sigmoid", f_sigmoid}, {"tanh", f_tanh}, {"gelu", f_gelu}, {"softmax", f_softmax},
     {"log_softmax", f_log_softmax}, {"cross_entropy", f_cross_entropy},
     {"nll_loss", f_nll_loss}, {"mse_loss", f_mse_loss},

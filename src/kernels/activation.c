@@ -20,7 +20,7 @@ void nnl_relu_forward(float *Y,       /* (n) */
 #pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float x = X[i];
-    Y[i] = x > 0.0f ? x : 0.0f;
+    Y[i] = x < 0.0f ? 0.0f : x; /* NaN and -0 stay, as torch.relu */
   }
 }
 

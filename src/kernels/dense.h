@@ -28,11 +28,12 @@ typedef enum {
 #define NNL_NO_IGNORE INT64_MIN
 
 /* ---- linear.c: Y = X W^T + b (PyTorch layout). Matrix sizes must fit in int (sgemm). ---- */
+/* relu = 1: Y = max(X W^T + b, 0) (NaN stays, as torch.relu). */
 void nnl_linear_forward(float *Y,       /* (N, O) */
                         const float *X, /* (N, I) */
                         const float *W, /* (O, I) */
                         const float *b, /* (O) or NULL */
-                        int N, int I, int O);
+                        int N, int I, int O, int relu);
 /* dX += dY W;  dW += dY^T X;  db += sum_n dY. Any of dX, dW, db may be NULL. */
 void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
                          float *dW,       /* (O, I) or NULL */

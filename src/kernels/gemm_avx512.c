@@ -161,13 +161,22 @@ AVX512 static void pack_b(float *b, const float *B, long ldb, int tb, int kc, in
   }
 }
 
-/* ---- the micro-kernel ----
+/* ---- the micro-kernel ---- */
+
+typedef struct {
+  const float *bias; /* this tile's columns of the column bias, or NULL */
+  int relu;
+} epilogue;
+
+/*
  * C[0:m, 0:n] = alpha * a^T b + beta * C for packed a (kc, MR) and b (kc, NR) with rows bs apart
  * (NR when packed), m <= rows <= MR, n <= NR; beta = 0 stores without reading C. `rows` is a
- * constant in each copy: a last panel of 8 or 4 rows (M = 64 = 4 * 14 + 8) does not pay for 14. */
+ * constant in each copy: a last panel of 8 or 4 rows (M = 64 = 4 * 14 + 8) does not pay for 14,
+ * and `wide` one of at most 16 columns not for 32. The epilogue adds the column bias and applies
+ * ReLU on the tile in registers (the caller passes them with the first and the last K block). */
 AVX512 static inline __attribute__((always_inline)) void
-tile(const int rows, int kc, const float *restrict a, const float *restrict b, long bs, float *c,
-     long ldc, int m, int n, float alpha, float beta) {
+tile(const int rows, const int wide, int kc, const float *restrict a, const float *restrict b,
+     long bs, float *c, long ldc, int m, int n, float alpha, float beta, const epilogue *ep) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
   for (int i = 0; i < rows; i++) {
@@ -178,40 +187,55 @@ tile(const int rows, int kc, const float *restrict a, const float *restrict b, l
   for (int i = 0; i < rows; i++)
     if (i < m) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
   for (int p = 0; p < kc; p++) {
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    __m512 b0 = _mm512_loadu_ps(b), b1 = wide ? _mm512_loadu_ps(b + 16) : b0;
 #pragma GCC unroll 14
     for (int i = 0; i < rows; i++) {
       __m512 ai = _mm512_set1_ps(a[i]);
       c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+      if (wide) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
     }
     a += MR;
     b += bs;
   }
   __mmask16 m0 = lanes(n), m1 = lanes(n - 16);
-  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();
+  __m512 bias0 = zero, bias1 = zero;
+  if (ep->bias) {
+    bias0 = _mm512_maskz_loadu_ps(m0, ep->bias);
+    if (wide) bias1 = _mm512_maskz_loadu_ps(m1, ep->bias + 16);
+  }
 #pragma GCC unroll 14
   for (int i = 0; i < rows; i++) {
     if (i >= m) break;
     float *r = c + i * ldc;
-    __m512 x0 = _mm512_mul_ps(va, c0[i]), x1 = _mm512_mul_ps(va, c1[i]);
+    __m512 x0 = _mm512_fmadd_ps(va, c0[i], bias0), x1 = _mm512_fmadd_ps(va, c1[i], bias1);
     if (beta != 0.0f) {
       x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, r), x0);
-      x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, r + 16), x1);
+      if (wide) x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, r + 16), x1);
+    }
+    if (ep->relu) { /* x < 0 ? 0 : x, so NaN and -0 stay (torch.relu) */
+      x0 = _mm512_mask_mov_ps(x0, _mm512_cmp_ps_mask(x0, zero, _CMP_LT_OQ), zero);
+      if (wide) x1 = _mm512_mask_mov_ps(x1, _mm512_cmp_ps_mask(x1, zero, _CMP_LT_OQ), zero);
     }
     _mm512_mask_storeu_ps(r, m0, x0);
-    _mm512_mask_storeu_ps(r + 16, m1, x1);
+    if (wide) _mm512_mask_storeu_ps(r + 16, m1, x1);
   }
 }
 
 AVX512 static void kernel(int kc, const float *restrict a, const float *restrict b, long bs,
-                          float *c, long ldc, int m, int n, float alpha, float beta) {
-  if (m > 8)
-    tile(MR, kc, a, b, bs, c, ldc, m, n, alpha, beta);
-  else if (m > 4)
-    tile(8, kc, a, b, bs, c, ldc, m, n, alpha, beta);
+                          float *c, long ldc, int m, int n, float alpha, float beta,
+                          const epilogue *ep) {
+  if (n > 16) {
+    if (m > 8)
+      tile(MR, 1, kc, a, b, bs, c, ldc, m, n, alpha, beta, ep);
+    else if (m > 4)
+      tile(8, 1, kc, a, b, bs, c, ldc, m, n, alpha, beta, ep);
+    else
+      tile(4, 1, kc, a, b, bs, c, ldc, m, n, alpha, beta, ep);
+  } else if (m > 8) /* a panel of at most 16 columns (N = 200 = 6 * 32 + 8; N = 10) */
+    tile(MR, 0, kc, a, b, bs, c, ldc, m, n, alpha, beta, ep);
   else
-    tile(4, kc, a, b, bs, c, ldc, m, n, alpha, beta);
+    tile(8, 0, kc, a, b, bs, c, ldc, m, n, alpha, beta, ep);
 }
 
 /* ---- one thread's product ---- */
@@ -233,13 +257,14 @@ static int spread(long ld) {
 /* C[M,N] = alpha op(A) op(B) + beta C on the calling thread with packing buffers p. */
 AVX512 static void gemm_serial(buf *p, int ta, int tb, int M, int N, int K, float alpha,
                                const float *A, long lda, const float *B, long ldb, float beta,
-                               float *C, long ldc) {
+                               float *C, long ldc, const float *bias, int relu) {
   int kb = split(K, (K + KC - 1) / KC, 1), mb = split(M, (M + MC - 1) / MC, MR);
   for (int jc = 0; jc < N; jc += NC) {
     int nc = N - jc < NC ? N - jc : NC;
     for (int pc = 0; pc < K; pc += kb) {
       int kc = K - pc < kb ? K - pc : kb;
       float be = pc == 0 ? beta : 1.0f;
+      epilogue ep = {pc == 0 ? bias : NULL, pc + kc == K && relu}; /* bias once, ReLU at the end */
       /* op(B) = B is read in place when one A block covers M (so each panel is read once either
        * way) and its rows spread over L1's sets; only a last narrow panel is packed then */
       const float *Bk = B + (long)pc * ldb + jc;
@@ -251,12 +276,14 @@ AVX512 static void gemm_serial(buf *p, int ta, int tb, int M, int N, int K, floa
       for (int ic = 0; ic < M; ic += mb) {
         int mc = M - ic < mb ? M - ic : mb;
         pack_a(p->a, ta ? A + (long)pc * lda + ic : A + (long)ic * lda + pc, lda, ta, mc, kc);
-        for (int jr = 0; jr < nc; jr += NR)
+        for (int jr = 0; jr < nc; jr += NR) {
+          epilogue epj = {ep.bias ? ep.bias + jc + jr : NULL, ep.relu};
           for (int ir = 0; ir < mc; ir += MR)
             kernel(kc, p->a + (long)ir * kc,
                    jr < full ? Bk + jr : p->b + (long)(jr - full) * kc, jr < full ? ldb : NR,
                    C + (long)(ic + ir) * ldc + jc + jr, ldc, mc - ir < MR ? mc - ir : MR,
-                   nc - jr < NR ? nc - jr : NR, alpha, be);
+                   nc - jr < NR ? nc - jr : NR, alpha, be, &epj);
+        }
       }
     }
   }
@@ -292,7 +319,7 @@ static int split_by_rows(int M, int N, int K, int T) {
 
 int nnl_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                     int nthreads) {
+                     const float *bias, int relu, int nthreads) {
   if (!nnl_sgemm_avx512_available() || M < 1 || N < 1 || K < 1) return -1;
   int T = 1;
   if (!omp_in_parallel() && (double)M * N * K >= GEMM_PAR_MIN) {
@@ -308,7 +335,8 @@ int nnl_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
       return -1;
     }
   if (T == 1) {
-    gemm_serial(bufs[0], trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_serial(bufs[0], trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                relu);
     buf_give(bufs[0]);
     return 0;
   }
@@ -328,10 +356,11 @@ int nnl_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
       int lo = t * step, len = dim - lo < step ? dim - lo : step;
       if (rows)
         gemm_serial(p, trans_a, trans_b, len, N, K, alpha, trans_a ? A + lo : A + (long)lo * lda,
-                    lda, B, ldb, beta, C + (long)lo * ldc, ldc);
+                    lda, B, ldb, beta, C + (long)lo * ldc, ldc, bias, relu);
       else
         gemm_serial(p, trans_a, trans_b, M, len, K, alpha, A, lda,
-                    trans_b ? B + (long)lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+                    trans_b ? B + (long)lo * ldb : B + lo, ldb, beta, C + lo, ldc,
+                    bias ? bias + lo : NULL, relu);
     }
   }
   for (int t = 0; t < T; t++) buf_give(bufs[t]);

@@ -1,5 +1,6 @@
 /* linear.c — the fully-connected layer, Y = X W^T + b, forward and backward.
- * Both products go through nnl_sgemm with transpose flags: no copies, beta = 1 accumulates. */
+ * Both products go through nnl_sgemm with transpose flags: no copies, beta = 1 accumulates.
+ * The forward can end in a ReLU (Sequential's Linear then ReLU): one pass over Y, no second one. */
 #include "dense.h"
 
 #include "blas.h"
@@ -12,18 +13,11 @@ void nnl_linear_forward(float *Y,       /* (N, O) */
                         const float *X, /* (N, I) */
                         const float *W, /* (O, I) */
                         const float *b, /* (O) or NULL */
-                        int N, int I, int O) {
+                        int N, int I, int O, int relu) {
   if (N <= 0 || O <= 0) return;
-  if (b) {
-    /* Y starts as the broadcast bias, and sgemm adds X W^T onto it (beta = 1) */
-#pragma omp parallel for if ((int64_t)N * O > NNL_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-      float *y = Y + (int64_t)n * O;
-      for (int o = 0; o < O; o++) y[o] = b[o];
-    }
-  }
-  /* Y[N,O] = X[N,I] @ (W[O,I])^T */
-  nnl_sgemm(0, 1, N, O, I, 1.0f, X, I, W, I, b ? 1.0f : 0.0f, Y, O);
+  /* Y[N,O] = X[N,I] @ (W[O,I])^T + b, then max(Y, 0) when relu: bias and ReLU are applied to
+   * each tile while it is in registers (nnl_sgemm_bias_relu) */
+  nnl_sgemm_bias_relu(0, 1, N, O, I, 1.0f, X, I, W, I, 0.0f, Y, O, b, relu);
 }
 
 void nnl_linear_backward(float *dX,       /* (N, I) or NULL */

@@ -21,6 +21,14 @@ f("linear", "nn.F.linear(x, weight, bias?) -> Tensor",
   { { "x", "Tensor", "(..., in_features)" }, { "weight", "Tensor", "(out_features, in_features), PyTorch's layout" },
     { "bias?", "Tensor", "(out_features) or nil" } }, "Tensor: (..., out_features)",
   "local y = nn.F.linear(nn.randn(4, 3), nn.randn(2, 3), nn.zeros(2))   -- 4 x 2")
+f("linear_relu", "nn.F.linear_relu(x, weight, bias?) -> Tensor",
+  [[relu(linear(x, weight, bias)). When no gradient is recorded (nn.no_grad, or no input requires
+grad) it is one pass: bias and ReLU are applied to each tile of the product while it is in
+registers, and no intermediate is allocated. When one is, it runs as nn.F.linear then nn.F.relu,
+with their two nodes. nn.Sequential uses it for a Linear followed by a ReLU.]],
+  { { "x", "Tensor", "(..., in_features)" }, { "weight", "Tensor", "(out_features, in_features)" },
+    { "bias?", "Tensor", "(out_features) or nil" } }, "Tensor: (..., out_features), >= 0",
+  "nn.no_grad(function() print(nn.F.linear_relu(nn.randn(4, 3), nn.randn(2, 3))) end)")
 f("flatten", "nn.F.flatten(x, start_dim?, end_dim?) -> Tensor",
   "Merge dimensions start_dim..end_dim into one; start_dim defaults to 2 (keep the batch), end_dim to the last.",
   { X, { "start_dim?", "integer", "default 2 (1 for a 1-D x)" }, { "end_dim?", "integer", "default the last" } },
@@ -28,7 +36,7 @@ f("flatten", "nn.F.flatten(x, start_dim?, end_dim?) -> Tensor",
 
 -- ---- activations ----
 
-f("relu", "nn.F.relu(x) -> Tensor", "max(0, x) elementwise.", { X }, "Tensor: x's size",
+f("relu", "nn.F.relu(x) -> Tensor", "max(0, x) elementwise (NaN stays NaN, as torch.relu).", { X }, "Tensor: x's size",
   "print(nn.F.relu(nn.tensor{-1, 2}))")
 f("sigmoid", "nn.F.sigmoid(x) -> Tensor", "1 / (1 + e^-x) elementwise.", { X }, "Tensor: x's size",
   "print(nn.F.sigmoid(nn.tensor{0}))")

@@ -1,5 +1,6 @@
 -- Sequential.lua: children run in order, each output feeding the next. Children are named
 -- "0", "1", ... as in PyTorch (state-dict keys "0.weight"); seq[i] is the i-th (1-based).
+local nn = require "nnlua"
 local Module = require "nnlua.nn.Module"
 
 ---A container that runs its children in order, each output feeding the next. Children are named
@@ -48,15 +49,39 @@ local function run(self, i, m, ...)
   return out
 end
 
+-- A Linear followed by a ReLU (the stock classes, not subclasses with their own forward) runs as
+-- one nn.F.linear_relu: with no graph to record, bias and ReLU are applied while the product's
+-- tiles are in registers and the Linear's output is never stored. Same result as the two calls.
+local Linear, ReLU
+local function fusable(m, nxt)
+  Linear = Linear or require "nnlua.nn.Linear"
+  ReLU = ReLU or require "nnlua.nn.ReLU"
+  return nxt ~= nil and m.forward == Linear.forward and nxt.forward == ReLU.forward
+end
+
 ---Run the children in order; extra arguments go to the first child only.
 ---@param x any the input of the first child
 ---@param ... any more arguments for the first child
 ---@return any output of the last child
 function Sequential:forward(x, ...)
   local names, children = self._child_names, self._children
-  for i = 1, #names do
-    if i == 1 then x = run(self, i, children[names[i]], x, ...)
-    else x = run(self, i, children[names[i]], x) end
+  local i, n = 1, #names
+  while i <= n do
+    local m, nxt = children[names[i]], i < n and children[names[i + 1]] or nil
+    if fusable(m, nxt) then
+      local ok, out = pcall(nn.F.linear_relu, x, m.weight, m.bias)
+      if ok then
+        rawset(m, "_out_size", out:size())
+        rawset(nxt, "_out_size", out:size())
+        x = out
+      else -- the unfused calls raise the error, naming the module
+        x = run(self, i + 1, nxt, run(self, i, m, x))
+      end
+      i = i + 2
+    else
+      if i == 1 then x = run(self, i, m, x, ...) else x = run(self, i, m, x) end
+      i = i + 1
+    end
   end
   return x
 end
