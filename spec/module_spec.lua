@@ -287,6 +287,18 @@ describe("containers", function()
     assert.is_true((z - want):abs():max():item() < 1e-5)
     assert.matches("out %[300,40%]", tostring(s)) -- both modules record their output size
     assert.are.same({ 300, 40 }, s[2]._out_size)
+    -- without a graph, the fused activation read by a stock Linear is freed at once: only the
+    -- input, the output and the parameters stay allocated (with a graph it is saved for backward)
+    collectgarbage(); collectgarbage()
+    local big = nn.Sequential{ nn.Linear(100, 1000), nn.ReLU(), nn.Linear(1000, 5) }
+    local xb = nn.randn(500, 100)
+    collectgarbage("stop")
+    local base = nn.memory_allocated()
+    local out = nn.no_grad(function() return big(xb) end)
+    local grew = nn.memory_allocated() - base
+    collectgarbage("restart")
+    assert.is_true(grew < 500 * 1000 * 4, "the 500 x 1000 activation is still allocated: " .. grew)
+    assert.is_true((out - big[3](nn.F.relu(big[1](xb)))):abs():max():item() < 1e-5)
     -- errors still name the Linear, fused or not
     local bad = nn.Sequential{ nn.Identity(), nn.Linear(5, 3), nn.ReLU() }
     assert.matches("^in module 2 %(Linear%) of Sequential: linear: input %[2,4%]",

@@ -520,6 +520,17 @@ describe("reductions", function()
     assert.is_true(same(y:prod(2), {15, 126}))
   end)
 
+  it("argmax/argmin/max along a dim: first of ties, NaN wins as in PyTorch", function()
+    local nan, inf = 0 / 0, math.huge
+    local t = nn.tensor{ { 1, 3, 3, 2 }, { nan, 5, nan, 9 }, { 4, nan, 7, 1 }, { -inf, -inf, -inf, -inf },
+                         { 2, 2, 1, 1 } }
+    assert.is_true(same(t:argmax(2), { 2, 1, 2, 1, 1 }))
+    assert.is_true(same(t:argmin(2), { 1, 1, 2, 1, 3 }))
+    local v = t:max(2)
+    assert.is_true(v[2] ~= v[2] and v[3] ~= v[3])
+    assert.are.same({ 3, -inf }, { v[1], v[4] })
+  end)
+
   it("max and min with a dim return values and 1-based indices", function()
     local v, i = y:max(2)
     assert.is_true(same(v, {5, 9}))

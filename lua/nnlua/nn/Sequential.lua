@@ -59,29 +59,41 @@ local function fusable(m, nxt)
   return nxt ~= nil and m.forward == Linear.forward and nxt.forward == ReLU.forward
 end
 
+local function free(t) local _ <close> = t end
+
 ---Run the children in order; extra arguments go to the first child only.
 ---@param x any the input of the first child
 ---@param ... any more arguments for the first child
 ---@return any output of the last child
 function Sequential:forward(x, ...)
   local names, children = self._child_names, self._children
-  local i, n = 1, #names
+  local i, n, spent = 1, #names, nil
   while i <= n do
     local m, nxt = children[names[i]], i < n and children[names[i + 1]] or nil
+    local input, step, fused = x, 1, false
     if fusable(m, nxt) then
       local ok, out = pcall(nn.F.linear_relu, x, m.weight, m.bias)
       if ok then
         rawset(m, "_out_size", out:size())
         rawset(nxt, "_out_size", out:size())
-        x = out
+        x, fused = out, true
       else -- the unfused calls raise the error, naming the module
         x = run(self, i + 1, nxt, run(self, i, m, x))
       end
-      i = i + 2
+      step = 2
+    elseif i == 1 then
+      x = run(self, i, m, x, ...)
     else
-      if i == 1 then x = run(self, i, m, x, ...) else x = run(self, i, m, x) end
-      i = i + 1
+      x = run(self, i, m, x)
     end
+    if spent == input then free(spent) end
+    spent = nil
+    -- Without a graph a stock Linear keeps nothing of its input: an activation this forward made
+    -- for one is freed as soon as it has been read, and the next batch reuses its memory instead
+    -- of waiting for the collector (and faulting in fresh pages meanwhile).
+    local after = children[names[i + step]]
+    if fused and after and after.forward == Linear.forward and not nn.is_grad_enabled() then spent = x end
+    i = i + step
   end
   return x
 end
