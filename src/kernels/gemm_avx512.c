@@ -3,6 +3,7 @@
 #include "gemm.h"
 
 #include <immintrin.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -317,6 +318,23 @@ static int split_by_rows(int M, int N, int K, int T) {
   return by_rows < by_cols;
 }
 
+/* What a part of len rows costs in tile rows: whole panels, then one of 4, 8 or MR rows. */
+static int row_cost(int len) {
+  int r = len % MR;
+  return len / MR * MR + (r == 0 ? 0 : r <= 4 ? 4 : r <= 8 ? 8 : MR);
+}
+
+/* The rows per part for T parts whose busiest part costs least: 100 rows on 2 threads as 50 + 50
+ * (3 panels and one of 8 rows each), not 56 + 44. A multiple of MR when nothing is cheaper. */
+static int row_step(int M, int T) {
+  int best = split(M, T, MR), even = (M + T - 1) / T, cost = INT_MAX;
+  for (int s = best, k = 0; k <= MR + 1; s = even + k++) {
+    int last = M - (M + s - 1) / s * s + s, c = row_cost(s) > row_cost(last) ? row_cost(s) : row_cost(last);
+    if (c < cost) cost = c, best = s;
+  }
+  return best;
+}
+
 int nnl_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc,
                      const float *bias, int relu, int nthreads) {
@@ -346,7 +364,7 @@ int nnl_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
   int parts = dim / PART_MIN / T * T;
   if (parts > 4 * T) parts = 4 * T;
   if (parts < T) parts = T;
-  int step = split(dim, parts, unit);
+  int step = rows && parts == T ? row_step(M, T) : split(dim, parts, unit);
   parts = (dim + step - 1) / step;
 #pragma omp parallel num_threads(T)
   {
