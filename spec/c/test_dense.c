@@ -184,6 +184,21 @@ static void test_linear(int N, int I, int O, int gradchecks) {
   check_close(name, dW, rdW, (int64_t)O * I, 1e-5);
   snprintf(name, sizeof name, "linear backward db %dx%dx%d", N, I, O);
   check_close(name, db, rdb, O, 1e-5);
+  /* _into stores: buffers full of NaN come out as the gradients alone */
+  {
+    float *iX = filled((int64_t)N * I, NAN), *iW = filled((int64_t)O * I, NAN), *ib = filled(O, NAN);
+    nnl_linear_backward_into(iX, iW, ib, c.X, c.W, c.R, N, I, O);
+    for (int64_t k = 0; k < (int64_t)N * I; k++) iX[k] += PREFILL;
+    for (int64_t k = 0; k < (int64_t)O * I; k++) iW[k] += PREFILL;
+    for (int o = 0; o < O; o++) ib[o] += PREFILL;
+    snprintf(name, sizeof name, "linear backward_into dX %dx%dx%d", N, I, O);
+    check_close(name, iX, rdX, (int64_t)N * I, 1e-5);
+    snprintf(name, sizeof name, "linear backward_into dW %dx%dx%d", N, I, O);
+    check_close(name, iW, rdW, (int64_t)O * I, 1e-5);
+    snprintf(name, sizeof name, "linear backward_into db %dx%dx%d", N, I, O);
+    check_close(name, ib, rdb, O, 1e-5);
+    free(iX), free(iW), free(ib);
+  }
   /* NULL gradients are skipped and leave the others alone */
   float *dW2 = filled((int64_t)O * I, PREFILL);
   nnl_linear_backward(NULL, dW2, NULL, c.X, NULL, c.R, N, I, O);

@@ -49,11 +49,14 @@ static nnl_reduction reduction_of(const nnl_node *n, int k) { return (nnl_reduct
 static int bw_linear(nnl_node *n, nnl_tensor **gout, nnl_tensor **gin) {
   int64_t N = n->ip[10], I = n->ip[11], O = n->ip[12];
   int64_t wshape[2] = {O, I};
-  if (nnl_node_input_needs(n, 0) && !(gin[0] = zeros_shaped((int)n->ip[0], &n->ip[1]))) return -1;
-  if (nnl_node_input_needs(n, 1) && !(gin[1] = zeros_shaped(2, wshape))) return -1;
-  if (nnl_node_input_needs(n, 2) && !(gin[2] = zeros_shaped(1, &O))) return -1;
-  nnl_linear_backward(fdata(gin[0]), fdata(gin[1]), fdata(gin[2]), fdata(n->saved[0]),
-                      fdata(n->saved[1]), fdata(gout[0]), (int)N, (int)I, (int)O);
+  /* fresh buffers the kernel stores into (no zero-filling) */
+  if (nnl_node_input_needs(n, 0) &&
+      !(gin[0] = nnl_tensor_empty(NNL_F32, (int)n->ip[0], &n->ip[1])))
+    return -1;
+  if (nnl_node_input_needs(n, 1) && !(gin[1] = nnl_tensor_empty(NNL_F32, 2, wshape))) return -1;
+  if (nnl_node_input_needs(n, 2) && !(gin[2] = nnl_tensor_empty(NNL_F32, 1, &O))) return -1;
+  nnl_linear_backward_into(fdata(gin[0]), fdata(gin[1]), fdata(gin[2]), fdata(n->saved[0]),
+                           fdata(n->saved[1]), fdata(gout[0]), (int)N, (int)I, (int)O);
   return 0;
 }
 

@@ -42,6 +42,14 @@ void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
                          const float *W,  /* (O, I); may be NULL when dX is NULL */
                          const float *dY, /* (N, O) */
                          int N, int I, int O);
+/* The same gradients stored into dX, dW, db, not added: the buffers need no zero-filling. */
+void nnl_linear_backward_into(float *dX,       /* (N, I) or NULL */
+                              float *dW,       /* (O, I) or NULL */
+                              float *db,       /* (O) or NULL */
+                              const float *X,  /* (N, I); may be NULL when dW is NULL */
+                              const float *W,  /* (O, I); may be NULL when dX is NULL */
+                              const float *dY, /* (N, O) */
+                              int N, int I, int O);
 
 /* ---- activation.c: elementwise over n floats ---- */
 void nnl_relu_forward(float *Y, const float *X, int64_t n);                     /* Y, X: (n) */

@@ -5,6 +5,8 @@
 
 #include "blas.h"
 
+#include <string.h>
+
 /* Bias columns are summed in blocks of this many outputs: a thread owns a block of db and
  * walks dY row by row, so reads stay contiguous and no two threads write the same db[o]. */
 #define DB_BLOCK 64
@@ -20,18 +22,26 @@ void nnl_linear_forward(float *Y,       /* (N, O) */
   nnl_sgemm_bias_relu(0, 1, N, O, I, 1.0f, X, I, W, I, 0.0f, Y, O, b, relu);
 }
 
-void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
-                         float *dW,       /* (O, I) or NULL */
-                         float *db,       /* (O) or NULL */
-                         const float *X,  /* (N, I) */
-                         const float *W,  /* (O, I) */
-                         const float *dY, /* (N, O) */
-                         int N, int I, int O) {
-  if (N <= 0 || O <= 0) return;
-  /* dX[N,I] += dY[N,O] @ W[O,I] */
-  if (dX && I > 0) nnl_sgemm(0, 0, N, I, O, 1.0f, dY, O, W, I, 1.0f, dX, I);
-  /* dW[O,I] += (dY[N,O])^T @ X[N,I] */
-  if (dW && I > 0) nnl_sgemm(1, 0, O, I, N, 1.0f, dY, O, X, I, 1.0f, dW, I);
+/* beta = 1 adds the gradients into dX, dW, db; beta = 0 stores them (no zero-filling first). */
+static void linear_backward(float *dX,       /* (N, I) or NULL */
+                            float *dW,       /* (O, I) or NULL */
+                            float *db,       /* (O) or NULL */
+                            const float *X,  /* (N, I) */
+                            const float *W,  /* (O, I) */
+                            const float *dY, /* (N, O) */
+                            int N, int I, int O, float beta) {
+  if (O <= 0) return;
+  if (N <= 0) { /* no rows: the gradients are zero */
+    if (beta == 0.0f) {
+      if (dW) memset(dW, 0, sizeof(float) * (size_t)O * (size_t)(I > 0 ? I : 0));
+      if (db) memset(db, 0, sizeof(float) * (size_t)O);
+    }
+    return;
+  }
+  /* dX[N,I] (+)= dY[N,O] @ W[O,I] */
+  if (dX && I > 0) nnl_sgemm(0, 0, N, I, O, 1.0f, dY, O, W, I, beta, dX, I);
+  /* dW[O,I] (+)= (dY[N,O])^T @ X[N,I] */
+  if (dW && I > 0) nnl_sgemm(1, 0, O, I, N, 1.0f, dY, O, X, I, beta, dW, I);
   if (db) {
     int nblocks = (O + DB_BLOCK - 1) / DB_BLOCK;
 #pragma omp parallel for if ((int64_t)N * O > NNL_PAR_MIN)
@@ -45,7 +55,27 @@ void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
 #pragma omp simd
         for (int j = 0; j < len; j++) acc[j] += dy[j];
       }
-      for (int j = 0; j < len; j++) db[o0 + j] += acc[j];
+      for (int j = 0; j < len; j++) db[o0 + j] = acc[j] + (beta == 0.0f ? 0.0f : db[o0 + j]);
     }
   }
+}
+
+void nnl_linear_backward(float *dX,       /* (N, I) or NULL */
+                         float *dW,       /* (O, I) or NULL */
+                         float *db,       /* (O) or NULL */
+                         const float *X,  /* (N, I) */
+                         const float *W,  /* (O, I) */
+                         const float *dY, /* (N, O) */
+                         int N, int I, int O) {
+  linear_backward(dX, dW, db, X, W, dY, N, I, O, 1.0f);
+}
+
+void nnl_linear_backward_into(float *dX,       /* (N, I) or NULL */
+                              float *dW,       /* (O, I) or NULL */
+                              float *db,       /* (O) or NULL */
+                              const float *X,  /* (N, I) */
+                              const float *W,  /* (O, I) */
+                              const float *dY, /* (N, O) */
+                              int N, int I, int O) {
+  linear_backward(dX, dW, db, X, W, dY, N, I, O, 0.0f);
 }
