@@ -198,6 +198,25 @@ describe("nn.F dense ops: behaviour", function()
     nn.no_grad(function() assert.is_nil(F.linear(x2, w).grad_fn) end)
   end)
 
+  it("linear with no outputs or no inputs has zero gradients (not leftover memory)", function()
+    for _ = 1, 10 do local _ <close> = nn.full({ 2, 3 }, 777) end -- dirty the storage cache
+    local x, w = nn.full({ 2, 3 }, 1):requires_grad(), nn.randn(0, 3):requires_grad()
+    F.linear(x, w):sum():backward()
+    assert.are.equal(0, x.grad:abs():sum():item())
+    local x0, w0, b0 = nn.ones(4, 0):requires_grad(), nn.ones(2, 0):requires_grad(), nn.zeros(2):requires_grad()
+    F.linear(x0, w0, b0):sum():backward()
+    assert.are.same({ 4, 4 }, b0.grad:totable())
+    assert.are.same({ 2, 0 }, w0.grad:size())
+  end)
+
+  it("relu's gradient passes through NaN as PyTorch's threshold_backward", function()
+    for _, relu in ipairs{ F.relu, function(t) return t:relu() end } do
+      local x = nn.tensor{ 0 / 0, -1, 2, 0 }:requires_grad()
+      relu(x):sum():backward()
+      assert.are.same({ 1, 0, 1, 0 }, x.grad:totable())
+    end
+  end)
+
   it("relu keeps NaN and -0 as torch.relu", function()
     local y = F.relu(nn.tensor{ 0 / 0, -0.0, -1, 2 })
     assert.is_true(y[1] ~= y[1])

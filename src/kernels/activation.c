@@ -24,7 +24,7 @@ void nnl_relu_forward(float *Y,       /* (n) */
   }
 }
 
-/* X > 0 exactly where Y > 0, so the saved output works as well as the input. */
+/* X > 0 exactly where Y > 0 (and NaN where NaN), so the saved output works as well as the input. */
 void nnl_relu_backward(float *dX,       /* (n) */
                        const float *X,  /* (n) X or Y */
                        const float *dY, /* (n) */
@@ -33,7 +33,7 @@ void nnl_relu_backward(float *dX,       /* (n) */
 #pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float g = dY[i];
-    dX[i] += X[i] > 0.0f ? g : 0.0f;
+    dX[i] += X[i] <= 0.0f ? 0.0f : g; /* a NaN passes the gradient on, as threshold_backward */
   }
 }
 
@@ -43,7 +43,7 @@ void nnl_relu_backward_inplace(float *dYX,     /* (n) dY in, dX out */
 #pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float g = dYX[i];
-    dYX[i] = Y[i] > 0.0f ? g : 0.0f;
+    dYX[i] = Y[i] <= 0.0f ? 0.0f : g;
   }
 }
 

@@ -408,10 +408,10 @@ void nnl_k_unary_backward(nnl_unop op, float *gin, const float *gout, const floa
   case NNL_OP_RELU: /* x > 0 and y > 0 agree, so either saved tensor will do */
     if (x) {
 #pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
-      for (int64_t i = 0; i < n; i++) gin[i] += x[i] > 0.0f ? gout[i] : 0.0f;
+      for (int64_t i = 0; i < n; i++) gin[i] += x[i] <= 0.0f ? 0.0f : gout[i]; /* NaN passes */
     } else {
 #pragma omp parallel for simd if (parallel : n > NNL_PAR_MIN)
-      for (int64_t i = 0; i < n; i++) gin[i] += y[i] > 0.0f ? gout[i] : 0.0f;
+      for (int64_t i = 0; i < n; i++) gin[i] += y[i] <= 0.0f ? 0.0f : gout[i];
     }
     break;
   case NNL_OP_SIN:

@@ -52,11 +52,20 @@ end
 -- A Linear followed by a ReLU (the stock classes, not subclasses with their own forward) runs as
 -- one nn.F.linear_relu: with no graph to record, bias and ReLU are applied while the product's
 -- tiles are in registers and the Linear's output is never stored. Same result as the two calls.
-local Linear, ReLU
+-- Only instances of the classes themselves, and only while their forwards, nn.F.linear and
+-- nn.F.relu are the stock ones (a script may wrap them to log or keep what they see).
+local Linear, ReLU, forwards
+local F_linear, F_relu = nn.F.linear, nn.F.relu
+local function stock(m, cls)
+  return getmetatable(m) == cls and rawget(m, "forward") == nil and cls.forward == forwards[cls]
+end
 local function fusable(m, nxt)
-  Linear = Linear or require "nnlua.nn.Linear"
-  ReLU = ReLU or require "nnlua.nn.ReLU"
-  return nxt ~= nil and m.forward == Linear.forward and nxt.forward == ReLU.forward
+  if not Linear then
+    Linear, ReLU = require "nnlua.nn.Linear", require "nnlua.nn.ReLU"
+    forwards = { [Linear] = Linear.forward, [ReLU] = ReLU.forward }
+  end
+  return nxt ~= nil and stock(m, Linear) and stock(nxt, ReLU) and nn.F.linear == F_linear
+    and nn.F.relu == F_relu
 end
 
 local function free(t) local _ <close> = t end
@@ -92,7 +101,7 @@ function Sequential:forward(x, ...)
     -- for one is freed as soon as it has been read, and the next batch reuses its memory instead
     -- of waiting for the collector (and faulting in fresh pages meanwhile).
     local after = children[names[i + step]]
-    if fused and after and after.forward == Linear.forward and not nn.is_grad_enabled() then spent = x end
+    if fused and after and stock(after, Linear) and not nn.is_grad_enabled() then spent = x end
     i = i + step
   end
   return x
