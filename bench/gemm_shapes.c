@@ -1,7 +1,8 @@
 /* bench/gemm_shapes.c — nnl_sgemm (nnlua's AVX-512 sgemm where it dispatches to it) against
  * cblas_sgemm on the shapes nnlua's models multiply; medians, alternating the two, as JSON lines.
  * Build: gcc -O2 -fopenmp -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/gemm_shapes.c
- *        src/kernels/blas.c src/kernels/gemm_avx512.c -lopenblas -lm -o /tmp/gemm_shapes
+ *        src/kernels/blas.c src/kernels/gemm_avx512.c src/kernels/activation.c -lopenblas -lm
+ *        -o /tmp/gemm_shapes
  * Run:   /tmp/gemm_shapes [threads] [reps] */
 #include <cblas.h>
 #include <omp.h>

@@ -2,7 +2,7 @@
  * convolutions (forward and data gradient); medians of CPU and wall time, alternating the two.
  * Build: gcc -O2 -fopenmp -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/winograd_conv.c
  *        src/kernels/conv.c src/kernels/conv_ref.c src/kernels/winograd.c src/kernels/blas.c
- *        src/kernels/gemm_avx512.c -lopenblas -lm -o /tmp/winograd_conv
+ *        src/kernels/gemm_avx512.c src/kernels/activation.c -lopenblas -lm -o /tmp/winograd_conv
  * Run:   /tmp/winograd_conv [batch 8] [reps 5] */
 #include <math.h>
 #include <omp.h>

@@ -118,7 +118,7 @@ nnl_tensor *nnl_linear(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) { return lin
 
 nnl_tensor *nnl_linear_relu(nnl_tensor *x, nnl_tensor *w, nnl_tensor *b) {
   nnl_tensor *in[3] = {x, w, b};
-  if (!nnl_ag_needed(in, b ? 3 : 2)) return linear(x, w, b, 1);
+  if (!nnl_ag_needed(in, 3)) return linear(x, w, b, 1);
   /* recording: the two usual nodes, so the graph reads as it would unfused */
   nnl_tensor *y = linear(x, w, b, 0), *out = y ? nnl_relu(y) : NULL;
   nnl_tensor_release(y);

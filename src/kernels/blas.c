@@ -1,6 +1,7 @@
 /* blas.c — sgemm through our AVX-512 kernel (gemm_avx512.c) or OpenBLAS (cblas), and a reference
  * in plain loops. Every matrix product in nnlua goes through nnl_sgemm. */
 #include "blas.h"
+#include "dense.h" /* before cblas.h, whose complex.h defines I (a parameter name there) */
 
 #include <cblas.h>
 #include <omp.h>
@@ -41,30 +42,26 @@ void nnl_sgemm_bias_relu(int trans_a, int trans_b, int M, int N, int K, float al
       nnl_sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu,
                        0) == 0)
     return;
-  if (K <= 0) { /* cblas leaves C untouched for K = 0 only when beta = 1 */
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
-  } else if (bias) { /* C starts as beta C + the broadcast bias, and the product adds onto it */
+  /* C starts as beta C plus the broadcast bias and the product adds onto it (beta = 1); for K = 0
+   * that is all, as cblas leaves C untouched then only when beta = 1 */
+  if (bias || K <= 0) {
 #pragma omp parallel for if ((long)M * N > (1L << 15))
     for (int i = 0; i < M; i++) {
       float *c = C + (long)i * ldc;
-      for (int j = 0; j < N; j++) c[j] = (beta == 0.0f ? 0.0f : beta * c[j]) + bias[j];
+      for (int j = 0; j < N; j++) {
+        float v = beta == 0.0f ? 0.0f : beta * c[j];
+        c[j] = bias ? v + bias[j] : v;
+      }
     }
     beta = 1.0f;
   }
   if (K > 0)
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else if (bias)
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j++) C[(long)i * ldc + j] += bias[j];
-  if (relu) {
-#pragma omp parallel for if ((long)M * N > (1L << 15))
-    for (int i = 0; i < M; i++) {
-      float *c = C + (long)i * ldc;
-      for (int j = 0; j < N; j++) c[j] = c[j] < 0.0f ? 0.0f : c[j];
-    }
-  }
+  if (relu && ldc == N)
+    nnl_relu_forward(C, C, (int64_t)M * N);
+  else if (relu)
+    for (int i = 0; i < M; i++) nnl_relu_forward(C + (long)i * ldc, C + (long)i * ldc, N);
 }
 
 void nnl_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,

@@ -3,7 +3,6 @@
 #include "gemm.h"
 
 #include <immintrin.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -324,14 +323,18 @@ static int row_cost(int len) {
   return len / MR * MR + (r == 0 ? 0 : r <= 4 ? 4 : r <= 8 ? 8 : MR);
 }
 
+/* What the busiest part costs when M rows go in parts of s rows (the last takes the rest). */
+static int busiest(int M, int s) {
+  int last = M - (M + s - 1) / s * s + s;
+  return row_cost(s) > row_cost(last) ? row_cost(s) : row_cost(last);
+}
+
 /* The rows per part for T parts whose busiest part costs least: 100 rows on 2 threads as 50 + 50
  * (3 panels and one of 8 rows each), not 56 + 44. A multiple of MR when nothing is cheaper. */
 static int row_step(int M, int T) {
-  int best = split(M, T, MR), even = (M + T - 1) / T, cost = INT_MAX;
-  for (int s = best, k = 0; k <= MR + 1; s = even + k++) {
-    int last = M - (M + s - 1) / s * s + s, c = row_cost(s) > row_cost(last) ? row_cost(s) : row_cost(last);
-    if (c < cost) cost = c, best = s;
-  }
+  int best = split(M, T, MR), even = (M + T - 1) / T;
+  for (int s = even; s < even + MR; s++)
+    if (busiest(M, s) < busiest(M, best)) best = s;
   return best;
 }
 

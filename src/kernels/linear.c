@@ -30,15 +30,16 @@ static void linear_backward(float *dX,       /* (N, I) or NULL */
                             const float *W,  /* (O, I) */
                             const float *dY, /* (N, O) */
                             int N, int I, int O, float beta) {
-  if (N <= 0 || O <= 0 || I <= 0) { /* an empty product: the gradients are zero */
+  if (N <= 0 || O <= 0) { /* no products: stored gradients are zero, added ones unchanged */
     if (beta == 0.0f) {
       size_t n = N > 0 ? (size_t)N : 0, i = I > 0 ? (size_t)I : 0, o = O > 0 ? (size_t)O : 0;
       if (dX) memset(dX, 0, sizeof(float) * n * i);
       if (dW) memset(dW, 0, sizeof(float) * o * i);
       if (db) memset(db, 0, sizeof(float) * o);
     }
-    if (!(N > 0 && O > 0 && db)) return; /* I = 0 still has a bias gradient */
+    return;
   }
+  /* I = 0 leaves dX and dW without elements; db is still summed below */
   /* dX[N,I] (+)= dY[N,O] @ W[O,I] */
   if (dX && I > 0) nnl_sgemm(0, 0, N, I, O, 1.0f, dY, O, W, I, beta, dX, I);
   /* dW[O,I] (+)= (dY[N,O])^T @ X[N,I] */

@@ -227,22 +227,14 @@ static void row_f32(nnl_redop op, void *out, int64_t *ind, const float *base, in
      * mispredicted about every other compare): a NaN wins at once and nothing beats it */
     float best = base[0];
     int64_t at = 0;
-    if (best == best) {
-      if (is_max(op))
-        for (int64_t r = 1; r < R; r++) {
-          float v = base[r * sr];
-          if (v != v) { best = v, at = r; break; }
-          int b = v > best;
-          best = b ? v : best, at = b ? r : at;
-        }
-      else
-        for (int64_t r = 1; r < R; r++) {
-          float v = base[r * sr];
-          if (v != v) { best = v, at = r; break; }
-          int b = v < best;
-          best = b ? v : best, at = b ? r : at;
-        }
-    }
+    const int mx = is_max(op);
+    if (best == best)
+      for (int64_t r = 1; r < R; r++) {
+        float v = base[r * sr];
+        if (v != v) { best = v, at = r; break; }
+        int b = mx ? v > best : v < best;
+        best = b ? v : best, at = b ? r : at;
+      }
     if (op == NNL_RED_ARGMAX || op == NNL_RED_ARGMIN) *(int64_t *)out = at;
     else *(float *)out = best;
     if (ind) *ind = at;
